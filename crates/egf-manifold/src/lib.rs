@@ -26,4 +26,4 @@ pub mod tensor_util;
 
 pub use error::{ManifoldError, Result};
 pub use manifold::Manifold;
-pub use quadrature::QuadratureGrid;
+pub use quadrature::{gauss_legendre, QuadratureGrid};
