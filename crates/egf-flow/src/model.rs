@@ -1,0 +1,39 @@
+//! What every EGF parameterization offers to the sampler, the backward kernel
+//! and the trajectory objectives (spec sections 4 and 6).
+
+use candle_core::{DType, Device, Tensor};
+use egf_diffeo::Family;
+use egf_manifold::Manifold;
+
+use crate::Result;
+
+/// Log-probabilities of the forward and backward policies at a batch of states.
+///
+/// Column 0 of `forward` is `log π_F(stop | s)`, column `i` (1-based) is
+/// `log π_F(move i | s)`; column 0 of `backward` is `log π_B(start | s)`, column
+/// `i` is `log π_B(unmove i | s)`, the probability that `s` was reached from
+/// `Φ_i⁻¹ s` by move `i`. Each row is a log-probability vector over `1 + p` entries.
+#[derive(Clone, Debug)]
+pub struct PolicyLogProbs {
+    /// `(n, 1 + p)` forward log-probabilities.
+    pub forward: Tensor,
+    /// `(n, 1 + p)` backward log-probabilities.
+    pub backward: Tensor,
+}
+
+/// A Markov chain on a manifold that moves by the maps of a finite family
+/// (spec section 4): the flow model and the policy model both implement it.
+pub trait EgfModel {
+    /// The manifold of the chain.
+    fn manifold(&self) -> Manifold;
+    /// The family `Φ_1 … Φ_p` of moves.
+    fn family(&self) -> &Family;
+    /// The tensor device of the parameters.
+    fn device(&self) -> &Device;
+    /// The float dtype of the parameters.
+    fn dtype(&self) -> DType;
+    /// `log Z`: `log Z_init` for the flow model, the learned normalizer for the policy model; shape `(1,)`.
+    fn log_z(&self) -> Result<Tensor>;
+    /// Forward and backward policies at the states `s` (`(n, ambient_dim)`), differentiable.
+    fn policy_log_probs(&self, s: &Tensor) -> Result<PolicyLogProbs>;
+}
