@@ -20,6 +20,7 @@
 //! sampler's output. [`save_model`] / [`load_flow_model`] store models as
 //! safetensors plus a JSON description.
 
+pub mod cpu_kernels;
 mod error;
 pub mod features;
 mod flow_model;
