@@ -222,8 +222,13 @@ impl FlowModel {
 
     /// Network outputs at `x`: `log g` `(n,)` and `log α` `(n, p)`.
     pub fn outflow(&self, x: &Tensor) -> Result<OutflowTerms> {
+        self.outflow_with(x, true)
+    }
+
+    fn outflow_with(&self, x: &Tensor, track: bool) -> Result<OutflowTerms> {
         self.config.manifold.check_shape(x)?;
-        let out = self.net.forward(&self.features.apply(x)?)?;
+        let features = self.features.apply(x)?;
+        let out = if track { self.net.forward(&features)? } else { self.net.forward_detached(&features)? };
         let p = self.family.len();
         let u = out.narrow(1, 0, 1)?.squeeze(1)?;
         let log_g = match self.config.outflow_link {
@@ -237,6 +242,16 @@ impl FlowModel {
     /// The flow at `y` (spec section 3): one network pass over the `(1 + p) n`
     /// points `y, Φ_1⁻¹ y, …, Φ_p⁻¹ y`.
     pub fn evaluate(&self, y: &Tensor) -> Result<FlowTerms> {
+        self.evaluate_with(y, true)
+    }
+
+    /// [`evaluate`](Self::evaluate) without recording the autograd graph: the
+    /// same values, bounded memory (used by evaluation, sampling and density maps).
+    pub fn evaluate_detached(&self, y: &Tensor) -> Result<FlowTerms> {
+        self.evaluate_with(y, false)
+    }
+
+    fn evaluate_with(&self, y: &Tensor, track: bool) -> Result<FlowTerms> {
         let n = y.dim(0)?;
         if n == 0 {
             return Err(FlowError::InvalidInput("empty batch of points".into()));
@@ -244,7 +259,7 @@ impl FlowModel {
         let p = self.family.len();
         let (pre, log_det) = self.family.preimages(y)?;
         let all = Tensor::cat(&[y, &pre], 0)?;
-        let out = self.outflow(&all)?;
+        let out = self.outflow_with(&all, track)?;
         let log_g = out.log_g.narrow(0, 0, n)?;
         let log_alpha = out.log_alpha.narrow(0, 0, n)?;
         // α_i at the i-th preimage: the diagonal of the (p, n, p) block
@@ -258,7 +273,7 @@ impl FlowModel {
             log_inflow_by_move = (log_inflow_by_move + ld)?;
         }
         let log_h = logsumexp(&log_inflow_by_move, 0)?;
-        let log_f_init = self.log_f_init()?;
+        let log_f_init = if track { self.log_f_init()? } else { self.log_f_init()?.detach() };
         let log_total_flow = logsumexp(&Tensor::cat(&[&log_f_init.broadcast_as((1, n))?, &log_inflow_by_move], 0)?, 0)?;
         let g = log_g.exp()?;
         let h = log_h.exp()?;
@@ -279,7 +294,7 @@ impl FlowModel {
         let mut acc = [0.0f64; 5];
         for (start, len) in grid.chunks(chunk) {
             let (x, w) = grid.chunk_tensors(start, len, self.dtype, &self.device)?;
-            let terms = self.evaluate(&x)?;
+            let terms = self.evaluate_detached(&x)?;
             let t = terms.t.detach();
             let parts = [&t, &t.relu()?, &t.neg()?.relu()?, &terms.g.detach(), &terms.h.detach()];
             for (a, v) in acc.iter_mut().zip(parts) {
@@ -309,7 +324,7 @@ impl FlowModel {
         if !(0.0..=1.0).contains(&defensive_weight) {
             return Err(FlowError::InvalidInput(format!("defensive weight {defensive_weight} is not in [0, 1]")));
         }
-        let t_plus = self.evaluate(x)?.t.detach().relu()?;
+        let t_plus = self.evaluate_detached(x)?.t.relu()?;
         let scale = (1.0 - defensive_weight) / mass.integral_t_plus;
         Ok(t_plus.affine(scale, defensive_weight / self.config.manifold.volume())?.log()?)
     }
@@ -336,7 +351,17 @@ impl EgfModel for FlowModel {
     /// backward (spec section 4): `π_B(start | y) = f_init/F(y)`,
     /// `π_B(unmove i | y) = α_i(Φ_i⁻¹ y) g(Φ_i⁻¹ y) |det D(Φ_i⁻¹)(y)| / F(y)`.
     fn policy_log_probs(&self, s: &Tensor) -> Result<PolicyLogProbs> {
-        let terms = self.evaluate(s)?;
+        self.policy_log_probs_with(s, true)
+    }
+
+    fn policy_log_probs_detached(&self, s: &Tensor) -> Result<PolicyLogProbs> {
+        self.policy_log_probs_with(s, false)
+    }
+}
+
+impl FlowModel {
+    fn policy_log_probs_with(&self, s: &Tensor, track: bool) -> Result<PolicyLogProbs> {
+        let terms = self.evaluate_with(s, track)?;
         let log_f = terms.log_total_flow.unsqueeze(1)?;
         // log min(1, g/F)
         let log_move = (terms.log_g.unsqueeze(1)? - &log_f)?.minimum(0.0)?;

@@ -36,4 +36,9 @@ pub trait EgfModel {
     fn log_z(&self) -> Result<Tensor>;
     /// Forward and backward policies at the states `s` (`(n, ambient_dim)`), differentiable.
     fn policy_log_probs(&self, s: &Tensor) -> Result<PolicyLogProbs>;
+    /// The same values without recording the autograd graph (sampling, evaluation).
+    fn policy_log_probs_detached(&self, s: &Tensor) -> Result<PolicyLogProbs> {
+        let lp = self.policy_log_probs(s)?;
+        Ok(PolicyLogProbs { forward: lp.forward.detach(), backward: lp.backward.detach() })
+    }
 }

@@ -132,8 +132,20 @@ impl Mlp {
         Ok(Self { layers, activation: config.activation })
     }
 
-    /// Applies the network to a batch `(n, inputs)` → `(n, outputs)`.
+    /// Applies the network to a batch `(n, inputs)` → `(n, outputs)`, recording
+    /// the autograd graph.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, true)
+    }
+
+    /// Like [`forward`](Self::forward) but on detached weights: no graph is
+    /// recorded, so each activation is freed as soon as the next one exists
+    /// (evaluation, sampling, density maps).
+    pub fn forward_detached(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, false)
+    }
+
+    fn forward_with(&self, x: &Tensor, track: bool) -> Result<Tensor> {
         let mut h = x.clone();
         let last = self.layers.len() - 1;
         // The bias enters as the rank-1 product 1·bᵀ: its gradient is then the
@@ -141,7 +153,8 @@ impl Mlp {
         // reduction over the batch that a broadcast addition produces.
         let ones = Tensor::ones((x.dim(0)?, 1), x.dtype(), x.device())?;
         for (i, (weight, bias)) in self.layers.iter().enumerate() {
-            h = (h.matmul(&weight.t()?)? + ones.matmul(bias)?)?;
+            let (weight, bias) = if track { (weight.clone(), bias.clone()) } else { (weight.detach(), bias.detach()) };
+            h = (h.matmul(&weight.t()?)? + ones.matmul(&bias)?)?;
             if i < last {
                 h = self.activation.apply(&h)?;
             }

@@ -142,9 +142,20 @@ impl EgfModel for PolicyModel {
         Ok(self.log_z.clone())
     }
     fn policy_log_probs(&self, s: &Tensor) -> Result<PolicyLogProbs> {
+        self.policy_log_probs_with(s, true)
+    }
+
+    fn policy_log_probs_detached(&self, s: &Tensor) -> Result<PolicyLogProbs> {
+        self.policy_log_probs_with(s, false)
+    }
+}
+
+impl PolicyModel {
+    fn policy_log_probs_with(&self, s: &Tensor, track: bool) -> Result<PolicyLogProbs> {
         self.config.manifold.check_shape(s)?;
         let p = self.family.len();
-        let out = self.net.forward(&self.features.apply(s)?)?;
+        let features = self.features.apply(s)?;
+        let out = if track { self.net.forward(&features)? } else { self.net.forward_detached(&features)? };
         Ok(PolicyLogProbs {
             forward: log_softmax_last(&out.narrow(1, 0, 1 + p)?)?,
             backward: log_softmax_last(&out.narrow(1, 1 + p, 1 + p)?)?,

@@ -147,7 +147,7 @@ pub fn sample<M: EgfModel + ?Sized, R: Rng + ?Sized>(
             history[c].push((base + pos) as u32);
         }
         let (probs, w) = if step < config.max_moves && active.iter().any(|c| !uniform_draw[*c]) {
-            host_probs(&model.policy_log_probs(&cur)?.forward.detach(), "forward policy")?
+            host_probs(&model.policy_log_probs_detached(&cur)?.forward, "forward policy")?
         } else {
             (vec![], 0)
         };
@@ -226,7 +226,7 @@ pub fn sample_backward<M: EgfModel + ?Sized, R: Rng + ?Sized>(
             active.iter().for_each(|c| truncated[*c] = true);
             break;
         }
-        let (probs, w) = host_probs(&model.policy_log_probs(&cur)?.backward.detach(), "backward policy")?;
+        let (probs, w) = host_probs(&model.policy_log_probs_detached(&cur)?.backward, "backward policy")?;
         let (mut keep_pos, mut keep_choice, mut next_active) = (Vec::new(), Vec::new(), Vec::new());
         for (pos, &c) in active.iter().enumerate() {
             let a = draw(&probs[pos * w..(pos + 1) * w], rng);

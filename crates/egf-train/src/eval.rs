@@ -1,0 +1,397 @@
+//! Evaluation of a flow model (spec section 7): the proper reported density
+//! `p = (1 − w) t⁺ / ∫ t⁺ + w / vol`, its NLL over **every** point, the negative mass
+//! `δ`, the fraction of points with `t ≤ 0`, the importance-sampling NLL of what the
+//! chain really produces, and sampler statistics; plus density grids for figures.
+
+use candle_core::{DType, Tensor};
+use egf_data::{Reward, Target};
+use egf_flow::{FlowModel, MassReport, SamplerConfig};
+use egf_manifold::{Manifold, QuadratureGrid};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, TrainError};
+
+/// Settings of [`evaluate`] and of the periodic validation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSettings {
+    /// Resolution of the quadrature grid for `∫ t⁺`, `δ`, `∫ g`: points per axis on the
+    /// torus, Gauss–Legendre latitudes on `S^2` (with twice as many longitudes).
+    #[serde(default = "default_resolution")]
+    pub quadrature_resolution: usize,
+    /// Defensive uniform weight `w` of the reported density (spec section 7).
+    #[serde(default = "default_defensive_weight")]
+    pub defensive_weight: f64,
+    /// Backward trajectories `K` per point of the importance-sampling NLL; 0 skips it.
+    #[serde(default = "default_importance_samples")]
+    pub importance_samples: usize,
+    /// Cap on the moves of each backward trajectory.
+    #[serde(default = "default_max_moves")]
+    pub importance_max_moves: usize,
+    /// Number of forward chains for the trajectory-length statistics; 0 skips them.
+    #[serde(default = "default_sampler_chains")]
+    pub sampler_chains: usize,
+    /// Cap `T_max` on the moves of each forward chain.
+    #[serde(default = "default_max_moves")]
+    pub sampler_max_moves: usize,
+    /// Points per network evaluation (bounds memory).
+    #[serde(default = "default_chunk")]
+    pub chunk: usize,
+    /// Resolution of the density grids of the comparison figure (`figure.json`).
+    #[serde(default = "default_figure_resolution")]
+    pub figure_resolution: usize,
+}
+
+fn default_resolution() -> usize {
+    64
+}
+fn default_defensive_weight() -> f64 {
+    1e-3
+}
+fn default_importance_samples() -> usize {
+    16
+}
+fn default_max_moves() -> usize {
+    1000
+}
+fn default_sampler_chains() -> usize {
+    1000
+}
+fn default_chunk() -> usize {
+    8192
+}
+fn default_figure_resolution() -> usize {
+    128
+}
+
+impl Default for EvalSettings {
+    fn default() -> Self {
+        Self {
+            quadrature_resolution: default_resolution(),
+            defensive_weight: default_defensive_weight(),
+            importance_samples: default_importance_samples(),
+            importance_max_moves: default_max_moves(),
+            sampler_chains: default_sampler_chains(),
+            sampler_max_moves: default_max_moves(),
+            chunk: default_chunk(),
+            figure_resolution: default_figure_resolution(),
+        }
+    }
+}
+
+impl EvalSettings {
+    /// Checks the ranges; `prefix` names the config section in errors.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        let field = |f: &str| format!("{prefix}.{f}");
+        if self.quadrature_resolution == 0 {
+            return Err(TrainError::config(field("quadrature_resolution"), "must be > 0"));
+        }
+        if !(self.defensive_weight > 0.0 && self.defensive_weight < 1.0) {
+            return Err(TrainError::config(
+                field("defensive_weight"),
+                format!(
+                    "{} is not in (0, 1): the reported density needs w > 0 to be finite everywhere",
+                    self.defensive_weight
+                ),
+            ));
+        }
+        if self.chunk == 0 {
+            return Err(TrainError::config(field("chunk"), "must be > 0"));
+        }
+        if self.figure_resolution == 0 {
+            return Err(TrainError::config(field("figure_resolution"), "must be > 0"));
+        }
+        if self.importance_samples > 0 && self.importance_max_moves == 0 {
+            return Err(TrainError::config(field("importance_max_moves"), "must be > 0"));
+        }
+        Ok(())
+    }
+
+    /// The quadrature grid of `manifold` at `quadrature_resolution`.
+    pub fn grid(&self, manifold: Manifold) -> Result<QuadratureGrid> {
+        Ok(QuadratureGrid::new(manifold, self.quadrature_resolution)?)
+    }
+}
+
+/// The proper-density NLL of a point set and the mass of the model (cheap; used for validation).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NllReport {
+    /// Number of points scored.
+    pub points: usize,
+    /// Mean of `−log p(x)` over every point, `p` the reported density of spec section 7.
+    pub nll: f64,
+    /// Fraction of the points with `t(x) ≤ 0` (scored through the defensive uniform part only).
+    pub fraction_nonpositive: f64,
+    /// `∫ t`, `∫ t⁺`, `δ`, `∫ g`, `∫ h`, `Z_init` on the quadrature grid.
+    pub mass: MassReport,
+}
+
+/// Importance-sampling estimate of the NLL of the chain's output (spec section 6).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportanceReport {
+    /// `−mean log p̂(x)` over the points with a finite estimate.
+    pub nll: f64,
+    /// Points whose estimate is `−∞` or NaN (every sampled trajectory had probability 0).
+    pub nonfinite_points: usize,
+    /// Backward trajectories per point `K`.
+    pub samples_per_point: usize,
+    /// Backward trajectories truncated at the cap.
+    pub truncated: usize,
+    /// Fraction of backward trajectories truncated at the cap.
+    pub truncation_rate: f64,
+    /// Mean moves of the backward trajectories.
+    pub mean_moves: f64,
+}
+
+/// Trajectory-length statistics of the forward sampler (bare chain, no defensive draws).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplerReport {
+    /// Number of chains.
+    pub chains: usize,
+    /// Mean number of moves (≈ `∫ g / Z_init` when `t ≥ 0`).
+    pub mean_moves: f64,
+    /// Largest number of moves.
+    pub max_moves: u32,
+    /// Chains stopped at the cap.
+    pub truncated: usize,
+    /// Fraction of chains stopped at the cap.
+    pub truncation_rate: f64,
+}
+
+/// Everything [`evaluate`] measures (serializes to JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Number of points scored.
+    pub points: usize,
+    /// NLL of the proper reported density over every point (nats w.r.t. `λ`).
+    pub nll: f64,
+    /// Fraction of points with `t ≤ 0`.
+    pub fraction_nonpositive: f64,
+    /// Defensive weight `w` used.
+    pub defensive_weight: f64,
+    /// `δ = ∫ t⁻ dλ`.
+    pub negative_mass: f64,
+    /// `∫ t dλ` (`= Z_init` by the mass identity).
+    pub integral_t: f64,
+    /// `∫ t⁺ dλ`.
+    pub integral_t_plus: f64,
+    /// `∫ g dλ` (expected moves × `Z_init` when `t ≥ 0`).
+    pub integral_g: f64,
+    /// `Z_init`.
+    pub z_init: f64,
+    /// Quadrature points used for the integrals.
+    pub quadrature_points: usize,
+    /// Importance-sampling NLL (absent when `importance_samples = 0`).
+    pub importance: Option<ImportanceReport>,
+    /// Sampler statistics (absent when `sampler_chains = 0`).
+    pub sampler: Option<SamplerReport>,
+    /// Number of scalar parameters of the model.
+    pub parameters: usize,
+    /// For a toy target: the NLL of the true density on the same points (the best achievable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_nll: Option<f64>,
+}
+
+impl EvalReport {
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+fn host_f64(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+}
+
+/// The proper-density NLL of `points` (every point counted) and the model's mass report.
+pub fn validation_nll(model: &FlowModel, points: &Tensor, settings: &EvalSettings) -> Result<NllReport> {
+    let grid = settings.grid(egf_flow::EgfModel::manifold(model))?;
+    let mass = model.mass_report(&grid, settings.chunk)?;
+    nll_with_mass(model, points, settings, mass)
+}
+
+fn nll_with_mass(model: &FlowModel, points: &Tensor, settings: &EvalSettings, mass: MassReport) -> Result<NllReport> {
+    let n = points.dim(0)?;
+    if n == 0 {
+        return Err(TrainError::Flow(egf_flow::FlowError::InvalidInput("no points to evaluate".into())));
+    }
+    let (mut sum, mut nonpositive) = (0.0f64, 0usize);
+    let chunk = settings.chunk.max(1);
+    for start in (0..n).step_by(chunk) {
+        let x = points.narrow(0, start, chunk.min(n - start))?;
+        let log_p = model.log_reported_density(&x, &mass, settings.defensive_weight)?;
+        sum += host_f64(&log_p)?.iter().sum::<f64>();
+        let t = model.evaluate(&x)?.t.detach();
+        nonpositive += host_f64(&t)?.iter().filter(|v| v.is_nan() || **v <= 0.0).count();
+    }
+    Ok(NllReport { points: n, nll: -sum / n as f64, fraction_nonpositive: nonpositive as f64 / n as f64, mass })
+}
+
+/// Full evaluation of `model` on `points` (spec section 7): NLL of the proper density
+/// over every point, fraction with `t ≤ 0`, `δ`, `∫ t`, `∫ g`, the importance-sampling
+/// NLL with `K` backward trajectories per point (truncations reported), the mean and
+/// largest trajectory length and truncation rate of `sampler_chains` forward chains,
+/// and the parameter count. Random draws come from `rng`.
+pub fn evaluate<R: Rng + ?Sized>(
+    model: &FlowModel,
+    points: &Tensor,
+    settings: &EvalSettings,
+    rng: &mut R,
+) -> Result<EvalReport> {
+    settings.validate("eval")?;
+    let nll = validation_nll(model, points, settings)?;
+    let n = nll.points;
+    let importance = if settings.importance_samples > 0 {
+        let k = settings.importance_samples;
+        let chunk = (settings.chunk / k).max(1);
+        let est = egf_flow::importance_log_density(model, points, k, settings.importance_max_moves, chunk, rng)?;
+        let lp = host_f64(&est.log_density)?;
+        let finite: Vec<f64> = lp.iter().copied().filter(|v| v.is_finite()).collect();
+        let nll = if finite.is_empty() { f64::INFINITY } else { -finite.iter().sum::<f64>() / finite.len() as f64 };
+        Some(ImportanceReport {
+            nll,
+            nonfinite_points: n - finite.len(),
+            samples_per_point: k,
+            truncated: est.truncated,
+            truncation_rate: est.truncated as f64 / (k * n) as f64,
+            mean_moves: est.mean_moves,
+        })
+    } else {
+        None
+    };
+    let sampler = if settings.sampler_chains > 0 {
+        let config =
+            SamplerConfig { max_moves: settings.sampler_max_moves, defensive_weight: 0.0, record_trajectories: false };
+        let out = egf_flow::sample(model, settings.sampler_chains, &config, rng)?;
+        Some(SamplerReport {
+            chains: settings.sampler_chains,
+            mean_moves: out.mean_moves(),
+            max_moves: out.max_moves(),
+            truncated: out.truncated_count(),
+            truncation_rate: out.truncated_count() as f64 / settings.sampler_chains as f64,
+        })
+    } else {
+        None
+    };
+    Ok(EvalReport {
+        points: n,
+        nll: nll.nll,
+        fraction_nonpositive: nll.fraction_nonpositive,
+        defensive_weight: settings.defensive_weight,
+        negative_mass: nll.mass.negative_mass,
+        integral_t: nll.mass.integral_t,
+        integral_t_plus: nll.mass.integral_t_plus,
+        integral_g: nll.mass.integral_g,
+        z_init: nll.mass.z_init,
+        quadrature_points: nll.mass.grid_points,
+        importance,
+        sampler,
+        parameters: model.parameter_count(),
+        target_nll: None,
+    })
+}
+
+/// NLL of a toy target's exact density on `points` (the best a model can reach).
+pub fn target_nll(target: &dyn Target, points: &Tensor) -> Result<f64> {
+    let (v, rows, cols) = egf_manifold::tensor_util::tensor_to_f64_rows(points)?;
+    if rows == 0 {
+        return Ok(f64::NAN);
+    }
+    let s: f64 = (0..rows).map(|i| target.log_density_f64(&v[i * cols..(i + 1) * cols])).sum();
+    Ok(-s / rows as f64)
+}
+
+/// How well a model matches a reward `R`: the total-variation distance between the
+/// reported density and `R / ∫ R` on the quadrature grid, and `Z_init` against `∫ R`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RewardReport {
+    /// `½ ∫ |p − R/Z| dλ` by quadrature, `p` the reported density.
+    pub total_variation: f64,
+    /// `Z = ∫ R dλ` by quadrature.
+    pub reward_mass: f64,
+    /// The closed-form `Z`, when the reward has one.
+    pub reward_normalizer: Option<f64>,
+    /// The model's mass report (`Z_init` should approach `Z`).
+    pub mass: MassReport,
+}
+
+/// Compares the model's reported density with the normalized reward on the quadrature grid.
+pub fn reward_report(model: &FlowModel, reward: &dyn Reward, settings: &EvalSettings) -> Result<RewardReport> {
+    let grid = settings.grid(egf_flow::EgfModel::manifold(model))?;
+    let mass = model.mass_report(&grid, settings.chunk)?;
+    let (dtype, device) = (egf_flow::EgfModel::dtype(model), egf_flow::EgfModel::device(model).clone());
+    let (mut p_all, mut r_all, mut w_all) = (Vec::new(), Vec::new(), Vec::new());
+    for (start, len) in grid.chunks(settings.chunk) {
+        let (x, w) = grid.chunk_tensors(start, len, dtype, &device)?;
+        p_all.extend(host_f64(&model.log_reported_density(&x, &mass, settings.defensive_weight)?.exp()?)?);
+        r_all.extend(host_f64(&reward.reward(&x)?)?);
+        w_all.extend(host_f64(&w)?);
+    }
+    let z: f64 = r_all.iter().zip(&w_all).map(|(r, w)| r * w).sum();
+    let tv = 0.5 * p_all.iter().zip(&r_all).zip(&w_all).map(|((p, r), w)| w * (p - r / z).abs()).sum::<f64>();
+    Ok(RewardReport { total_variation: tv, reward_mass: z, reward_normalizer: reward.normalizer(), mass })
+}
+
+/// A density sampled on a regular grid of `T^2` or `S^2`, for pictures.
+///
+/// Layout: `values[i * cols + j]`.
+/// * `T^2`: `rows = cols = resolution`; row `i` is `x₁ = (i + ½)/rows`, column `j` is
+///   `x₂ = (j + ½)/cols` (the midpoint grid).
+/// * `S^2`: `rows = resolution` latitudes from north (90°) to south, `cols = 2 · resolution`
+///   longitudes from −180° to 180°; cell centres of the equiangular grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DensityGrid {
+    /// The manifold.
+    pub manifold: Manifold,
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of columns.
+    pub cols: usize,
+    /// Density values w.r.t. `λ`, row-major.
+    pub values: Vec<f64>,
+}
+
+fn picture_grid(manifold: Manifold, resolution: usize) -> Result<(QuadratureGrid, usize, usize)> {
+    match manifold {
+        Manifold::Torus { dim: 2 } => Ok((QuadratureGrid::torus_midpoint(2, resolution)?, resolution, resolution)),
+        Manifold::Sphere { dim: 2 } => {
+            Ok((QuadratureGrid::sphere_equiangular(resolution, 2 * resolution)?, resolution, 2 * resolution))
+        }
+        m => Err(TrainError::Unsupported(format!("density grids on {m} (only T^2 and S^2)"))),
+    }
+}
+
+/// The reported density `p = (1 − w) t⁺/∫ t⁺ + w/vol` of `model` on the picture grid
+/// of [`DensityGrid`] (`∫ t⁺` by the same grid).
+pub fn density_grid(model: &FlowModel, resolution: usize, defensive_weight: f64) -> Result<DensityGrid> {
+    let manifold = egf_flow::EgfModel::manifold(model);
+    let (grid, rows, cols) = picture_grid(manifold, resolution)?;
+    let chunk = 8192;
+    let mass = model.mass_report(&grid, chunk)?;
+    let (dtype, device) = (egf_flow::EgfModel::dtype(model), egf_flow::EgfModel::device(model).clone());
+    let mut values = Vec::with_capacity(grid.len());
+    for (start, len) in grid.chunks(chunk) {
+        let (x, _) = grid.chunk_tensors(start, len, dtype, &device)?;
+        values.extend(host_f64(&model.log_reported_density(&x, &mass, defensive_weight)?.exp()?)?);
+    }
+    Ok(DensityGrid { manifold, rows, cols, values })
+}
+
+/// The exact density of a toy target on the picture grid of [`DensityGrid`].
+pub fn target_density_grid(target: &dyn Target, resolution: usize) -> Result<DensityGrid> {
+    let manifold = target.manifold();
+    let (grid, rows, cols) = picture_grid(manifold, resolution)?;
+    let values = (0..grid.len()).map(|k| target.density_f64(grid.point(k))).collect();
+    Ok(DensityGrid { manifold, rows, cols, values })
+}
+
+/// The normalized reward `R / ∫ R` on the picture grid of [`DensityGrid`] (`∫ R` by the same grid).
+pub fn reward_density_grid(reward: &dyn Reward, resolution: usize) -> Result<DensityGrid> {
+    let manifold = reward.manifold();
+    let (grid, rows, cols) = picture_grid(manifold, resolution)?;
+    let r: Vec<f64> = (0..grid.len()).map(|k| reward.reward_f64(grid.point(k))).collect();
+    let z: f64 = r.iter().zip(grid.weights()).map(|(r, w)| r * w).sum();
+    let values = if z > 0.0 && z.is_finite() { r.iter().map(|v| v / z).collect() } else { r };
+    Ok(DensityGrid { manifold, rows, cols, values })
+}

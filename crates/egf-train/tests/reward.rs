@@ -1,0 +1,116 @@
+//! Reward tasks: config parsing and short runs of every reward loss.
+
+use std::path::PathBuf;
+
+use egf_train::{train, RewardLoss, RunOptions, TaskConfig, TrainConfig, TrainError};
+
+fn reward_config(name: &str, loss: &str, steps: usize) -> TrainConfig {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("egf-train-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        r#"
+name = "{name}"
+seed = 1
+steps = {steps}
+log_interval = 10
+eval_interval = 100
+checkpoint_interval = 100
+output_dir = {dir:?}
+
+[model]
+manifold = {{ kind = "torus", dim = 2 }}
+family = {{ preset = {{ name = "torus_sl2z_irrational" }} }}
+features = {{ max_frequency = 3 }}
+network = {{ width = 32, depth = 2 }}
+learn_log_z = true
+
+[task]
+kind = "reward"
+reward = {{ kind = "density", target = {{ kind = "wrapped_gaussians" }}, scale = 0.5 }}
+loss = {loss}
+batch = {{ nu_train = 256, trajectories = 32, target = 16 }}
+
+[optimizer]
+lr = 3e-3
+log_z_lr = 3e-2
+
+[eval]
+quadrature_resolution = 32
+importance_samples = 0
+sampler_chains = 0
+figure_resolution = 8
+"#,
+        dir = dir.to_string_lossy()
+    );
+    TrainConfig::from_toml_str(&text).unwrap()
+}
+
+#[test]
+fn stable_fm_learns_the_reward_and_its_mass() {
+    let c = reward_config("reward_stable_fm", "{ kind = \"stable_fm\", q = 2.0 }", 300);
+    assert!(c.validate().unwrap().is_empty());
+    let report = train(&c, &RunOptions { quiet: true, ..Default::default() }).unwrap();
+    let r = report.reward.expect("a reward report");
+    println!("TV {} Z_init {} (true 0.5), best {:?}", r.total_variation, r.mass.z_init, report.best_validation);
+    // the initial model is uniform: TV to the target is about 0.6
+    assert!(r.total_variation < 0.2, "TV {}", r.total_variation);
+    assert!((r.mass.z_init - 0.5).abs() < 0.05, "Z_init {}", r.mass.z_init);
+    assert!((r.reward_mass - 0.5).abs() < 1e-3);
+    assert_eq!(report.validation_metric, "total_variation");
+    assert!(c.output_dir.join("figure.json").exists());
+}
+
+#[test]
+fn every_reward_loss_runs() {
+    for (name, loss) in [
+        ("reward_div", "{ kind = \"divergence_fm\", max_moves = 20, outflow_penalty = 0.1 }"),
+        ("reward_tb", "{ kind = \"trajectory_balance\", max_moves = 20 }"),
+        ("reward_rkl", "{ kind = \"reverse_kl\", trajectories = { max_moves = 20 } }"),
+        ("reward_fkl", "{ kind = \"forward_kl\", samples_per_point = 2, max_moves = 20 }"),
+        ("reward_akl", "{ kind = \"alpha_kl\", alpha = 0.5, forward = { samples_per_point = 2, max_moves = 20 } }"),
+        ("reward_log", "{ kind = \"stable_fm\", residual = { kind = \"log\" } }"),
+    ] {
+        let c = reward_config(name, loss, 6);
+        c.validate().unwrap();
+        let report =
+            train(&c, &RunOptions { quiet: true, ..Default::default() }).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(report.finished && report.reward.is_some(), "{name}");
+        assert!(report.last_loss.unwrap().is_finite(), "{name}");
+    }
+}
+
+#[test]
+fn reward_config_errors_name_the_field() {
+    let mut c = reward_config("reward_cfg", "{ kind = \"forward_kl\" }", 5);
+    c.apply_override("task.reward={kind=\"checkerboard\"}").unwrap();
+    match c.validate().unwrap_err() {
+        TrainError::Config { field, .. } => assert_eq!(field, "task.loss.kind"),
+        other => panic!("{other}"),
+    }
+    let mut c = reward_config("reward_cfg", "{ kind = \"stable_fm\", q = 0.5 }", 5);
+    match c.validate().unwrap_err() {
+        TrainError::Config { field, .. } => assert_eq!(field, "task.loss.q"),
+        other => panic!("{other}"),
+    }
+    c.apply_override("task.loss={kind=\"stable_fm\"}").unwrap();
+    c.apply_override("task.nu_train.uniform_share=0.5").unwrap();
+    match c.validate().unwrap_err() {
+        TrainError::Config { field, .. } => assert_eq!(field, "task.nu_train"),
+        other => panic!("{other}"),
+    }
+    let err = TrainConfig::from_toml_str(
+        &reward_config("reward_cfg", "{ kind = \"stable_fm\" }", 5)
+            .to_toml_string()
+            .unwrap()
+            .replace("kind = \"stable_fm\"", "kind = \"stable_fm\"\nqq = 3"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("qq"), "{err}");
+    let c = reward_config("reward_cfg", "{ kind = \"trajectory_balance\" }", 5);
+    match &c.task {
+        TaskConfig::Reward(r) => assert!(matches!(r.loss, RewardLoss::TrajectoryBalance(_))),
+        _ => panic!(),
+    }
+    assert_eq!(TrainConfig::from_toml_str(&c.to_toml_string().unwrap()).unwrap(), c);
+}

@@ -1,0 +1,179 @@
+//! End-to-end training runs on CPU: learning, resume, NaN handling, checkpoints.
+
+use std::path::PathBuf;
+
+use egf_train::{train, RunOptions, TrainConfig};
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("egf-train-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A tiny T^2 run of `steps` steps.
+fn tiny(name: &str, steps: usize) -> TrainConfig {
+    let mut c = TrainConfig::demo();
+    c.name = name.into();
+    c.output_dir = tmp_dir(name);
+    for o in [
+        "steps=".to_string() + &steps.to_string(),
+        "log_interval=10".into(),
+        "eval_interval=50".into(),
+        "checkpoint_interval=50".into(),
+        "model.network.width=32".into(),
+        "model.features.max_frequency=3".into(),
+        "task.data.samples=3000".into(),
+        "task.batch.data=128".into(),
+        "task.batch.nu_train=128".into(),
+        "task.batch.uniform=32".into(),
+        "eval.quadrature_resolution=32".into(),
+        "eval.importance_samples=2".into(),
+        "eval.sampler_chains=200".into(),
+        "eval.figure_resolution=16".into(),
+    ] {
+        c.apply_override(&o).unwrap();
+    }
+    c
+}
+
+#[test]
+fn short_run_beats_the_uniform_density() {
+    let c = tiny("short_run", 200);
+    let t0 = std::time::Instant::now();
+    let report = train(&c, &RunOptions { quiet: true, ..Default::default() }).unwrap();
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    println!("took {:?}", t0.elapsed());
+    assert!(report.finished);
+    assert!(report.best_validation.unwrap() < 0.0, "validation NLL {:?}", report.best_validation);
+}
+
+/// Every tensor of a safetensors file, as raw bits.
+fn tensor_bits(path: &std::path::Path) -> Vec<(String, Vec<u64>)> {
+    let map = candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap();
+    let mut all: Vec<(String, Vec<u64>)> = map
+        .into_iter()
+        .map(|(k, t)| {
+            let bits = match t.dtype() {
+                candle_core::DType::F32 => {
+                    t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits() as u64).collect()
+                }
+                _ => t.flatten_all().unwrap().to_vec1::<f64>().unwrap().iter().map(|v| v.to_bits()).collect(),
+            };
+            (k, bits)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn resumed_run_matches_uninterrupted_run_bit_for_bit() {
+    let quiet = RunOptions { quiet: true, ..Default::default() };
+    let mut straight = tiny("resume_straight", 60);
+    straight.apply_override("eval_interval=20").unwrap();
+    straight.apply_override("checkpoint_interval=20").unwrap();
+    let a = train(&straight, &quiet).unwrap();
+    assert!(a.finished);
+
+    let mut split = straight.clone();
+    split.output_dir = tmp_dir("resume_split");
+    let first = train(&split, &RunOptions { quiet: true, resume: false, max_steps_this_run: Some(27) }).unwrap();
+    assert!(!first.finished);
+    assert_eq!(first.steps_completed, 27);
+    assert!(first.test.is_none());
+    let second = train(&split, &RunOptions { quiet: true, resume: true, max_steps_this_run: None }).unwrap();
+    assert!(second.finished);
+    assert_eq!(second.started_at_step, 27);
+
+    for file in ["model/weights.safetensors", "optimizer.safetensors"] {
+        let wa = tensor_bits(&a.last_checkpoint.join(file));
+        let wb = tensor_bits(&second.last_checkpoint.join(file));
+        assert!(!wa.is_empty());
+        assert_eq!(wa, wb, "{file} differs between the straight and the resumed run");
+    }
+    assert_eq!(a.best_step, second.best_step);
+    assert_eq!(a.best_validation, second.best_validation);
+    assert_eq!(a.test.as_ref().unwrap().nll, second.test.as_ref().unwrap().nll);
+    // metrics: one train line per logged step, no duplicates after the resume
+    let lines = egf_train::metrics::read_metrics(&split.output_dir.join("metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = lines.iter().filter(|l| l["kind"] == "train").map(|l| l["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, vec![10, 20, 27, 30, 40, 50, 60]);
+}
+
+#[test]
+fn resume_without_checkpoint_is_an_error() {
+    let c = tiny("resume_nothing", 10);
+    let err = train(&c, &RunOptions { quiet: true, resume: true, max_steps_this_run: None }).unwrap_err();
+    assert!(err.to_string().contains("nothing to resume"), "{err}");
+}
+
+#[test]
+fn non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint() {
+    // lr = 1e30: step 1 is finite, its update makes the weights ~1e30 and the loss of step 2 overflows.
+    let mut c = tiny("nan_run", 50);
+    for o in ["optimizer.lr=1e30", "schedule={kind=\"constant\"}", "checkpoint_interval=1", "log_interval=1"] {
+        c.apply_override(o).unwrap();
+    }
+    let err = train(&c, &RunOptions { quiet: true, ..Default::default() }).unwrap_err();
+    let msg = err.to_string();
+    println!("{msg}");
+    match &err {
+        egf_train::TrainError::NonFinite { step, term, checkpoint } => {
+            assert_eq!(*step, 2, "{msg}");
+            assert!(!term.is_empty());
+            let ckpt = checkpoint.as_ref().expect("a checkpoint of step 1");
+            let state = egf_train::checkpoint::load_checkpoint_state(ckpt).unwrap();
+            assert_eq!(state.step, 1);
+            let loaded = egf_train::load_checkpoint(ckpt, &candle_core::Device::Cpu).unwrap();
+            let terms =
+                loaded.model.evaluate(&candle_core::Tensor::new(&[[0.3f32, 0.6]], &candle_core::Device::Cpu).unwrap());
+            assert!(terms.is_ok());
+        }
+        other => panic!("expected NonFinite, got {other}"),
+    }
+    assert!(msg.contains("step 2"), "{msg}");
+
+    // detected only at the next logging step, but the step named is still the first bad one
+    let mut late = tiny("nan_late", 50);
+    for o in ["optimizer.lr=1e30", "schedule={kind=\"constant\"}", "checkpoint_interval=7", "log_interval=7"] {
+        late.apply_override(o).unwrap();
+    }
+    match train(&late, &RunOptions { quiet: true, ..Default::default() }).unwrap_err() {
+        egf_train::TrainError::NonFinite { step, checkpoint, .. } => {
+            assert_eq!(step, 2);
+            assert!(checkpoint.is_none());
+        }
+        other => panic!("expected NonFinite, got {other}"),
+    }
+}
+
+fn earth_dir() -> PathBuf {
+    match std::env::var_os("EGF_DATA_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/earth")),
+    }
+}
+
+#[test]
+fn volcano_run_beats_the_uniform_density_on_the_sphere() {
+    let mut c = tiny("volcano", 150);
+    let data =
+        format!("task.data={{source=\"earth\", dataset=\"volcano\", data_dir={:?}}}", earth_dir().to_string_lossy());
+    for o in [
+        "model.manifold={kind=\"sphere\", dim=2}",
+        "model.family={preset={name=\"sphere_axis_rotations\", angle=0.7853981633974483}}",
+        data.as_str(),
+        "eval_interval=75",
+        "eval.quadrature_resolution=24",
+    ] {
+        c.apply_override(o).unwrap();
+    }
+    let report = train(&c, &RunOptions { quiet: true, ..Default::default() }).unwrap();
+    let uniform = (4.0 * std::f64::consts::PI).ln();
+    let best = report.best_validation.unwrap();
+    println!("volcano: validation NLL {best}, test {:?}", report.test.as_ref().map(|t| (t.nll, t.negative_mass)));
+    assert!(best < uniform - 0.1, "validation NLL {best} vs uniform {uniform}");
+    let test = report.test.unwrap();
+    assert_eq!(test.points, 82);
+    assert!(test.nll.is_finite());
+}
