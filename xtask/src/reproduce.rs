@@ -221,7 +221,7 @@ fn torus_metrics(report: &TrainReport, config: &TrainConfig) -> Result<(f64, f64
         },
         _ => bail!("torus-il configs must be imitation-learning configs"),
     };
-    let model = egf_flow::load_flow_model(&report.best_checkpoint, &Device::Cpu)?;
+    let model = egf_flow::load_flow_model(&egf_train::checkpoint::model_dir(&report.best_checkpoint), &Device::Cpu)?;
     let resolution = 128;
     let learned = egf_train::density_grid(&model, resolution, config.eval.defensive_weight)?;
     let truth = egf_train::target_density_grid(target.as_ref(), resolution)?;
@@ -409,6 +409,28 @@ mod tests {
         assert!(nll.is_finite() && nll < 4.0, "test NLL {nll}");
         assert!(out.join("earth/configs/volcano-seed0.toml").exists());
         assert!(out.join("earth/table.md").exists());
+        let _ = std::fs::remove_dir_all(&out);
+    }
+
+    /// The torus experiment computes exact KL and TV, and the pure SL₂(Z) family keeps t(0) = 1.
+    #[test]
+    fn quick_torus_reproduction_reports_the_fixed_point() {
+        let out = std::env::temp_dir().join(format!("egf-xtask-torus-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let mut a = args(Experiment::TorusIl, &out);
+        a.steps = Some(40);
+        run(&a).unwrap();
+        let csv = std::fs::read_to_string(out.join("torus-il/results.csv")).unwrap();
+        let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
+        assert_eq!(rows.len(), 2, "{csv}");
+        for r in &rows {
+            let (kl, tv, t0): (f64, f64, f64) = (r[5].parse().unwrap(), r[6].parse().unwrap(), r[7].parse().unwrap());
+            assert!(kl.is_finite() && kl >= -1e-9 && (0.0..=1.0).contains(&tv), "{r:?}");
+            if r[1] == "sl2z" {
+                assert!((t0 - 1.0).abs() < 1e-5, "pure SL2(Z) family must keep t(0) = 1: {r:?}");
+            }
+        }
+        assert!(rows.iter().any(|r| r[1] == "sl2z"));
         let _ = std::fs::remove_dir_all(&out);
     }
 }
