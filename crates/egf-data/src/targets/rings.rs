@@ -148,7 +148,7 @@ impl Target for Rings {
 
 /// `∫_a^b f` by 16-point Gauss–Legendre on equal panels no wider than `max_panel`.
 fn composite_gauss_legendre(a: f64, b: f64, max_panel: f64, f: impl Fn(f64) -> f64) -> f64 {
-    let (nodes, weights) = gauss_legendre_16();
+    let (nodes, weights) = egf_manifold::gauss_legendre(16);
     let panels = ((b - a) / max_panel).ceil().max(1.0) as usize;
     let h = (b - a) / panels as f64;
     (0..panels)
@@ -159,38 +159,6 @@ fn composite_gauss_legendre(a: f64, b: f64, max_panel: f64, f: impl Fn(f64) -> f
         .sum()
 }
 
-/// Nodes and weights of the 16-point Gauss–Legendre rule on `[−1, 1]` (exact for
-/// polynomials of degree ≤ 31), by Newton's method on the Legendre polynomial `P_16`.
-fn gauss_legendre_16() -> ([f64; 16], [f64; 16]) {
-    const N: usize = 16;
-    let mut nodes = [0.0; N];
-    let mut weights = [0.0; N];
-    for i in 0..N / 2 {
-        let mut x = (PI * (i as f64 + 0.75) / (N as f64 + 0.5)).cos();
-        let mut derivative = 1.0;
-        for _ in 0..50 {
-            let (mut p0, mut p1) = (1.0, x);
-            for k in 2..=N {
-                let p2 = ((2 * k - 1) as f64 * x * p1 - (k - 1) as f64 * p0) / k as f64;
-                p0 = p1;
-                p1 = p2;
-            }
-            derivative = N as f64 * (x * p1 - p0) / (x * x - 1.0);
-            let step = p1 / derivative;
-            x -= step;
-            if step.abs() < 1e-16 {
-                break;
-            }
-        }
-        let w = 2.0 / ((1.0 - x * x) * derivative * derivative);
-        nodes[i] = -x;
-        nodes[N - 1 - i] = x;
-        weights[i] = w;
-        weights[N - 1 - i] = w;
-    }
-    (nodes, weights)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,7 +167,7 @@ mod tests {
     fn gauss_legendre_16_is_exact_to_degree_31() {
         for deg in 0..32 {
             let exact = if deg % 2 == 1 { 0.0 } else { 2.0 / (deg as f64 + 1.0) };
-            let (x, w) = gauss_legendre_16();
+            let (x, w) = egf_manifold::gauss_legendre(16);
             let q: f64 = x.iter().zip(&w).map(|(x, w)| w * x.powi(deg)).sum();
             assert!((q - exact).abs() < 1e-14, "degree {deg}: {q} vs {exact}");
         }
