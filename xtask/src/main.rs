@@ -35,6 +35,8 @@ pub enum Experiment {
     TorusIl,
     /// The checkerboard reward on T²: stable FM versus divergence FM with and without regularizer.
     Rl,
+    /// Trajectory balance versus reverse KL with and without the leave-one-out control variate.
+    Variational,
 }
 
 /// Arguments of `reproduce`.

@@ -19,6 +19,7 @@ pub fn run(args: &ReproduceArgs) -> Result<String> {
         Experiment::Earth => "earth",
         Experiment::TorusIl => "torus-il",
         Experiment::Rl => "rl",
+        Experiment::Variational => "variational",
     };
     let out = args.out.join(name);
     std::fs::create_dir_all(out.join("configs")).with_context(|| format!("creating {}", out.display()))?;
@@ -27,6 +28,7 @@ pub fn run(args: &ReproduceArgs) -> Result<String> {
         Experiment::Earth => earth(args, &out)?,
         Experiment::TorusIl => torus_il(args, &out)?,
         Experiment::Rl => rl(args, &out)?,
+        Experiment::Variational => variational(args, &out)?,
     };
     let _ = writeln!(
         table,
@@ -313,7 +315,6 @@ fn torus_il(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
 
 /// Experiment 3: the checkerboard reward with the reward losses of the configs `rl-*.toml`.
 fn rl(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
-    let seeds = args.seeds.unwrap_or(1);
     let mut files: Vec<String> = std::fs::read_dir(&args.configs)
         .with_context(|| format!("reading {}", args.configs.display()))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -323,20 +324,61 @@ fn rl(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
     if files.is_empty() {
         bail!("no rl-*.toml configs in {}", args.configs.display());
     }
+    let runs = files
+        .iter()
+        .map(|f| Ok((f.trim_end_matches(".toml").to_string(), load_config(args, f)?)))
+        .collect::<Result<Vec<_>>>()?;
+    reward_runs(args, out, "Checkerboard reward on T²", runs)
+}
+
+/// Experiment 4: trajectory balance and reverse KL with and without the
+/// leave-one-out control variate on the checkerboard reward (the settings of
+/// `rl-checkerboard-stable.toml`, only the loss changes).
+fn variational(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
+    use egf_loss::{Baseline, ReverseKlConfig, TrajectoryConfig};
+    use egf_train::RewardLoss;
+    let variants = [
+        ("trajectory-balance", RewardLoss::TrajectoryBalance(TrajectoryConfig::default())),
+        ("reverse-kl", RewardLoss::ReverseKl(ReverseKlConfig { baseline: Baseline::None, ..Default::default() })),
+        (
+            "reverse-kl-loo",
+            RewardLoss::ReverseKl(ReverseKlConfig { baseline: Baseline::LeaveOneOut, ..Default::default() }),
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (name, loss) in variants {
+        let mut config = load_config(args, "rl-checkerboard-stable.toml")?;
+        match &mut config.task {
+            TaskConfig::Reward(r) => r.loss = loss,
+            TaskConfig::Imitation(_) => bail!("rl-checkerboard-stable.toml must be a reward config"),
+        }
+        config.name = format!("variational-{name}");
+        runs.push((format!("checkerboard-{name}"), config));
+    }
+    reward_runs(args, out, "Variational objectives on the checkerboard reward", runs)
+}
+
+/// Trains each `(label, config)` reward run for every seed and tabulates the final match to the reward.
+fn reward_runs(
+    args: &ReproduceArgs,
+    out: &Path,
+    title: &str,
+    runs: Vec<(String, TrainConfig)>,
+) -> Result<(String, String)> {
+    let seeds = args.seeds.unwrap_or(1);
     let mut csv =
         String::from("config,seed,total_variation,z_init,reward_mass,integral_g,negative_mass,train_seconds\n");
     let mut table = format!(
-        "# Checkerboard reward on T²{}\n\nFinal TV between the reported density and the normalized reward, Z_init against the reward's mass, ∫ g (the sampling cost) and δ. Curves over training are in each run's `metrics.jsonl`.\n\n| config | TV | Z_init | ∫ R | ∫ g | δ |\n|---|---|---|---|---|---|\n",
+        "# {title}{}\n\nFinal TV between the reported density and the normalized reward, Z_init against the reward's mass, ∫ g (the sampling cost) and δ. Curves over training are in each run's `metrics.jsonl`.\n\n| config | TV | Z_init | ∫ R | ∫ g | δ |\n|---|---|---|---|---|---|\n",
         if args.quick { " — QUICK run" } else { "" }
     );
-    for file in &files {
+    for (stem, base) in &runs {
         let mut cols: [Vec<f64>; 5] = Default::default();
         let mut mass = 0.0;
         for seed in 0..seeds as u64 {
-            let mut config = load_config(args, file)?;
+            let mut config = base.clone();
             config.seed = seed;
             scale(args, &mut config);
-            let stem = file.trim_end_matches(".toml");
             let label = format!("{stem}-seed{seed}");
             config.output_dir = out.join("runs").join(&label);
             let report = run_one(&config, out, &label)?;
@@ -364,8 +406,7 @@ fn rl(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
         }
         let _ = writeln!(
             table,
-            "| {} | {} | {} | {mass:.4} | {} | {} |",
-            file.trim_end_matches(".toml"),
+            "| {stem} | {} | {} | {mass:.4} | {} | {} |",
             fmt_ms(&cols[0], 4),
             fmt_ms(&cols[1], 4),
             fmt_ms(&cols[2], 3),
@@ -431,6 +472,25 @@ mod tests {
             }
         }
         assert!(rows.iter().any(|r| r[1] == "sl2z"));
+        let _ = std::fs::remove_dir_all(&out);
+    }
+
+    /// The variational comparison runs every objective end to end.
+    #[test]
+    fn quick_variational_comparison_runs() {
+        let out = std::env::temp_dir().join(format!("egf-xtask-var-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let mut a = args(Experiment::Variational, &out);
+        a.steps = Some(10);
+        let table = run(&a).unwrap();
+        for name in ["trajectory-balance", "reverse-kl |", "reverse-kl-loo"] {
+            assert!(table.contains(name), "{table}");
+        }
+        let csv = std::fs::read_to_string(out.join("variational/results.csv")).unwrap();
+        for row in csv.lines().skip(1) {
+            let tv: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
+            assert!((0.0..=1.0).contains(&tv), "{row}");
+        }
         let _ = std::fs::remove_dir_all(&out);
     }
 }
