@@ -24,6 +24,7 @@ pub mod cpu_kernels;
 mod error;
 pub mod features;
 mod flow_model;
+mod fused_mlp;
 mod io;
 mod model;
 pub mod network;

@@ -11,6 +11,7 @@ use egf_manifold::random;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::fused_mlp::FusedMlp;
 use crate::{FlowError, Result};
 
 /// Hidden-layer nonlinearity.
@@ -90,6 +91,8 @@ impl NetworkConfig {
 #[derive(Clone, Debug)]
 pub struct Mlp {
     layers: Vec<(Tensor, Tensor)>,
+    /// `inputs, width, …, width, outputs`.
+    sizes: Vec<usize>,
     activation: Activation,
 }
 
@@ -129,7 +132,7 @@ impl Mlp {
             set_var(vars, &bname, &bv)?;
             layers.push((weight, bias.unsqueeze(0)?));
         }
-        Ok(Self { layers, activation: config.activation })
+        Ok(Self { layers, sizes, activation: config.activation })
     }
 
     /// Applies the network to a batch `(n, inputs)` → `(n, outputs)`, recording
@@ -146,6 +149,29 @@ impl Mlp {
     }
 
     fn forward_with(&self, x: &Tensor, track: bool) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 && FusedMlp::supports(self.activation) {
+            self.forward_fused(x, track)
+        } else {
+            self.forward_ops(x, track)
+        }
+    }
+
+    /// The CPU `f32` path: the whole network as one fused operation of `x` and
+    /// the concatenated parameters `θ = (W_0, b_0, W_1, b_1, …)`, see [`crate::fused_mlp`].
+    fn forward_fused(&self, x: &Tensor, track: bool) -> Result<Tensor> {
+        let mut pieces = Vec::with_capacity(2 * self.layers.len());
+        for (weight, bias) in &self.layers {
+            let (weight, bias) = if track { (weight.clone(), bias.clone()) } else { (weight.detach(), bias.detach()) };
+            pieces.push(weight.flatten_all()?);
+            pieces.push(bias.flatten_all()?);
+        }
+        let theta = Tensor::cat(&pieces, 0)?;
+        let op = FusedMlp::new(self.sizes.clone(), self.activation, track);
+        Ok(x.contiguous()?.apply_op2(&theta, op)?)
+    }
+
+    /// The same network from candle's ops (every device and dtype).
+    pub(crate) fn forward_ops(&self, x: &Tensor, track: bool) -> Result<Tensor> {
         let mut h = x.clone();
         let last = self.layers.len() - 1;
         // The bias enters as the rank-1 product 1·bᵀ: its gradient is then the
