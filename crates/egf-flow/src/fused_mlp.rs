@@ -96,7 +96,7 @@ impl FusedMlp {
             let mut z = broadcast_rows(bias, n);
             // Z (n × fan_out) += A (n × fan_in) · Wᵀ, Wᵀ read in place from the row-major W
             matmul_into(&mut z, true, n, fan_out, fan_in, (&input, 1, fan_in as isize), (weight, fan_in as isize, 1));
-            let previous = std::mem::replace(&mut input, Vec::new());
+            let previous = std::mem::take(&mut input);
             if keep {
                 saved.a.push(previous);
             }
