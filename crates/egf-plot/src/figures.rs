@@ -1,5 +1,11 @@
-//! Figures: torus heat maps, equirectangular world maps with a lat/lon graticule,
-//! data points, colour bars, and the target / learned / sampler comparison of `egf train`.
+//! Density figures: torus heat maps, equirectangular world maps with a lat/lon
+//! graticule, data points, colour bars, the target / learned / sampler comparison of
+//! `egf train`, and grids of panels with zooms around a point of the torus (the
+//! fixed point 0 of the SL₂(Z) family, spec section 2).
+//!
+//! Densities are with respect to the manifold's reference measure (spec section 1).
+//! Heat maps are computed into an RGB image and blitted, frames and graticules are
+//! plotters lines and rectangles, points are plotters circles ([`crate::render`]).
 
 use egf_data::PointSet;
 use egf_manifold::coords::unit_to_latlon_deg;
@@ -8,12 +14,16 @@ use egf_train::DensityGrid;
 
 use crate::numfmt::sig;
 use crate::render::{colormap, Canvas, DARK, GREY, RED, WHITE};
+use crate::{PlotError, Result};
 
 /// Maps density values to `[0, 1]` for the colour map.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ColorScale {
+    /// The value drawn with the bottom colour (and everything below it).
     pub lo: f64,
+    /// The value drawn with the top colour (and everything above it).
     pub hi: f64,
+    /// Logarithmic (true) or linear spacing between `lo` and `hi`.
     pub log: bool,
 }
 
@@ -81,9 +91,13 @@ fn interpolate(grid: &DensityGrid, a: f64, b: f64) -> f64 {
 /// A rectangle of the canvas holding one map.
 #[derive(Clone, Copy, Debug)]
 pub struct Panel {
+    /// Left edge in pixels.
     pub x: i64,
+    /// Top edge in pixels.
     pub y: i64,
+    /// Width in pixels.
     pub w: i64,
+    /// Height in pixels.
     pub h: i64,
 }
 
@@ -107,18 +121,29 @@ impl Panel {
     }
 }
 
-/// Fills `panel` with the colour-mapped density of `grid`.
-pub fn draw_field(canvas: &mut Canvas, panel: Panel, grid: &DensityGrid, scale: &ColorScale) {
+/// Fills `panel` with the colour of `value(u, v)`, `u ∈ (0, 1)` from left to right and
+/// `v ∈ (0, 1)` from top to bottom (pixel centres), as one image blitted through plotters.
+fn fill_panel(canvas: &mut Canvas, panel: Panel, scale: &ColorScale, value: impl Fn(f64, f64) -> f64) {
+    if panel.w <= 0 || panel.h <= 0 {
+        return;
+    }
+    let mut image = Vec::with_capacity((panel.w * panel.h * 3) as usize);
     for py in 0..panel.h {
         for px in 0..panel.w {
             let (u, v) = ((px as f64 + 0.5) / panel.w as f64, (py as f64 + 0.5) / panel.h as f64);
-            let value = match grid.manifold {
-                Manifold::Sphere { .. } => interpolate(grid, 90.0 - 180.0 * v, -180.0 + 360.0 * u),
-                _ => interpolate(grid, u, 1.0 - v),
-            };
-            canvas.set(panel.x + px, panel.y + py, colormap(scale.norm(value)));
+            image.extend_from_slice(&colormap(scale.norm(value(u, v))));
         }
     }
+    // the image has exactly the panel's size, so the blit cannot fail
+    let _ = canvas.blit(panel.x, panel.y, panel.w as u32, panel.h as u32, &image);
+}
+
+/// Fills `panel` with the colour-mapped density of `grid` (bilinear interpolation).
+pub fn draw_field(canvas: &mut Canvas, panel: Panel, grid: &DensityGrid, scale: &ColorScale) {
+    fill_panel(canvas, panel, scale, |u, v| match grid.manifold {
+        Manifold::Sphere { .. } => interpolate(grid, 90.0 - 180.0 * v, -180.0 + 360.0 * u),
+        _ => interpolate(grid, u, 1.0 - v),
+    });
 }
 
 /// Axes of a torus panel: frame and ticks at 0, 0.5, 1 with labels `x1` (right) and `x2` (up).
@@ -173,6 +198,7 @@ pub fn graticule(canvas: &mut Canvas, panel: Panel) {
 }
 
 /// Draws points as small dots (red on the sphere map, white on torus heat maps).
+/// Points of another manifold than `T^2` or `S^2` are skipped.
 pub fn draw_points(canvas: &mut Canvas, panel: Panel, points: &PointSet) {
     let manifold = points.manifold();
     let (color, radius, alpha) = match manifold {
@@ -202,7 +228,8 @@ pub fn colorbar(canvas: &mut Canvas, x: i64, y: i64, h: i64, scale: &ColorScale,
     canvas.text(x - 2, y - 14, label, 1, DARK);
 }
 
-/// One map with title, axes or graticule, optional points and a colour bar.
+/// One map with title, axes (torus) or graticule (sphere), optional points and a colour
+/// bar: a 512 × 512 heat map of `T^2` or a 1024 × 512 equirectangular world map of `S^2`.
 pub fn density_figure(grid: &DensityGrid, scale: &ColorScale, title: &str, points: Option<&PointSet>) -> Canvas {
     let (pw, ph) = match grid.manifold {
         Manifold::Sphere { .. } => (1024, 512),
@@ -309,6 +336,206 @@ pub fn histogram_grid(samples: &PointSet, resolution: usize) -> Option<DensityGr
     }
 }
 
+/// A density on a square window of the torus `T^2` centred anywhere (it may straddle
+/// the edges, e.g. centred at 0 to look at the fixed point of the SL₂(Z) maps, spec
+/// section 2): `n × n` cell centres, `values[iy * n + ix]` at
+/// `x1 = c1 − r + (ix + ½)·2r/n`, `x2 = c2 − r + (iy + ½)·2r/n` (so row 0 is the bottom).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowGrid {
+    /// Centre `(c1, c2)` of the window, torus coordinates.
+    pub center: [f64; 2],
+    /// Half-width `r` of the window, in `(0, 0.5]`.
+    pub half_width: f64,
+    /// Cells per side.
+    pub n: usize,
+    /// Density values, row-major from the bottom row.
+    pub values: Vec<f64>,
+}
+
+impl WindowGrid {
+    /// The `n²` cell centres of the window (row-major from the bottom row), wrapped into
+    /// `[0, 1)²`, as `(x1, x2)` pairs: evaluate the density there and pass the values to
+    /// [`with_values`](Self::with_values). Errors for `n = 0`, a non-finite centre or
+    /// `r ∉ (0, 0.5]`.
+    pub fn points(center: [f64; 2], half_width: f64, n: usize) -> Result<Vec<[f64; 2]>> {
+        if n == 0 || !(half_width > 0.0 && half_width <= 0.5) || !center.iter().all(|c| c.is_finite()) {
+            return Err(PlotError::invalid(format!(
+                "a torus window needs n > 0, a finite centre and a half-width in (0, 0.5]; got n = {n}, \
+                 centre {center:?}, half-width {half_width}"
+            )));
+        }
+        let step = 2.0 * half_width / n as f64;
+        let at = |c: f64, k: usize| (c - half_width + (k as f64 + 0.5) * step).rem_euclid(1.0);
+        Ok((0..n).flat_map(|iy| (0..n).map(move |ix| [at(center[0], ix), at(center[1], iy)])).collect())
+    }
+
+    /// The window with the density `values` at its [`points`](Self::points) (same order).
+    pub fn with_values(center: [f64; 2], half_width: f64, n: usize, values: Vec<f64>) -> Result<Self> {
+        Self::points(center, half_width, n)?;
+        if values.len() != n * n {
+            return Err(PlotError::invalid(format!("a {n} × {n} window needs {} values, got {}", n * n, values.len())));
+        }
+        Ok(Self { center, half_width, n, values })
+    }
+
+    /// The window of `density` evaluated at every cell centre.
+    pub fn from_fn(center: [f64; 2], half_width: f64, n: usize, density: impl Fn([f64; 2]) -> f64) -> Result<Self> {
+        let values = Self::points(center, half_width, n)?.into_iter().map(density).collect();
+        Self::with_values(center, half_width, n, values)
+    }
+
+    /// The value of the cell under panel fraction `(u, v)` (`v` from the top).
+    fn at(&self, u: f64, v: f64) -> f64 {
+        let n = self.n;
+        let ix = ((u * n as f64) as usize).min(n - 1);
+        let iy = (((1.0 - v) * n as f64) as usize).min(n - 1);
+        self.values[iy * n + ix]
+    }
+}
+
+/// What one cell of [`panel_grid_figure`] shows.
+#[derive(Clone, Copy, Debug)]
+pub enum Field<'a> {
+    /// A density on the whole of `T^2` or `S^2`.
+    Grid(&'a DensityGrid),
+    /// A density on a window of `T^2`.
+    Window(&'a WindowGrid),
+}
+
+impl Field<'_> {
+    fn values(&self) -> &[f64] {
+        match self {
+            Field::Grid(g) => &g.values,
+            Field::Window(w) => &w.values,
+        }
+    }
+}
+
+/// One panel of [`panel_grid_figure`]: a title, a field, optional points and an
+/// optional marked torus point (drawn as a ring wherever it falls in the panel,
+/// at all four corners for 0 on the whole torus).
+#[derive(Clone, Debug)]
+pub struct GridCell<'a> {
+    /// Title above the panel (short; drawn in the bitmap font).
+    pub title: String,
+    /// The density shown.
+    pub field: Field<'a>,
+    /// Points drawn over the density.
+    pub points: Option<&'a PointSet>,
+    /// A torus point `(x1, x2)` to mark.
+    pub marker: Option<[f64; 2]>,
+}
+
+/// Pixel positions of a torus point in a panel showing the whole torus (its copies on
+/// the edges included: 0 is at the four corners) or a window.
+fn marker_positions(panel: Panel, field: &Field, p: [f64; 2]) -> Vec<(f64, f64)> {
+    let (w, h) = (panel.w as f64, panel.h as f64);
+    match field {
+        Field::Grid(g) if g.manifold.is_torus() => {
+            let (a, b) = (p[0].rem_euclid(1.0), p[1].rem_euclid(1.0));
+            let xs = if a == 0.0 { vec![0.0, 1.0] } else { vec![a] };
+            let ys = if b == 0.0 { vec![0.0, 1.0] } else { vec![b] };
+            xs.iter()
+                .flat_map(|x| ys.iter().map(move |y| (panel.x as f64 + x * w, panel.y as f64 + (1.0 - y) * h)))
+                .collect()
+        }
+        Field::Window(win) => {
+            // the copy of p nearest the window centre
+            let d = |k: usize| (p[k] - win.center[k] + 0.5).rem_euclid(1.0) - 0.5;
+            let (u, v) = (0.5 + d(0) / (2.0 * win.half_width), 0.5 + d(1) / (2.0 * win.half_width));
+            if (0.0..=1.0).contains(&u) && (0.0..=1.0).contains(&v) {
+                vec![(panel.x as f64 + u * w, panel.y as f64 + (1.0 - v) * h)]
+            } else {
+                vec![]
+            }
+        }
+        Field::Grid(_) => vec![],
+    }
+}
+
+/// Axes of a window panel: frame and ticks at both ends and the centre, labelled with
+/// torus coordinates (negative below 0, so a window centred at 0 reads −r … 0 … r).
+fn window_axes(canvas: &mut Canvas, panel: Panel, win: &WindowGrid) {
+    canvas.rect_outline(panel.x - 1, panel.y - 1, panel.w + 2, panel.h + 2, DARK);
+    for k in [0.0, 0.5, 1.0] {
+        let px = panel.x + (k * panel.w as f64) as i64;
+        let py = panel.y + ((1.0 - k) * panel.h as f64) as i64;
+        let lx = sig(win.center[0] - win.half_width + 2.0 * k * win.half_width, 3);
+        let ly = sig(win.center[1] - win.half_width + 2.0 * k * win.half_width, 3);
+        canvas.line(px, panel.y + panel.h, px, panel.y + panel.h + 4, DARK, 1.0);
+        canvas.text_centered(px, panel.y + panel.h + 7, &lx, 1, DARK);
+        canvas.line(panel.x - 5, py, panel.x - 1, py, DARK, 1.0);
+        canvas.text(panel.x - 8 - Canvas::text_width(&ly, 1), py - 3, &ly, 1, DARK);
+    }
+}
+
+/// One row of [`panel_grid_figure`]: its panels and their colour scale.
+#[derive(Clone, Debug)]
+pub struct GridRow<'a> {
+    /// The panels, left to right.
+    pub cells: Vec<GridCell<'a>>,
+    /// The colour scale of every panel of the row (one colour bar per row).
+    pub scale: ColorScale,
+}
+
+/// Rows of square panels (whole-torus maps, torus windows, or whole-sphere maps drawn
+/// 2:1), each with a title, axes, optional points and marker; each row on its own
+/// colour scale with its colour bar at the right end of the figure, and a caption line
+/// per entry of `caption` at the bottom. Errors for no rows or a row without panels.
+pub fn panel_grid_figure(rows: &[GridRow], caption: &[String]) -> Result<Canvas> {
+    if rows.is_empty() || rows.iter().any(|r| r.cells.is_empty()) {
+        return Err(PlotError::invalid("a panel grid needs at least one panel in every row"));
+    }
+    let sphere =
+        rows.iter().flat_map(|r| &r.cells).any(|c| matches!(c.field, Field::Grid(g) if !g.manifold.is_torus()));
+    let (pw, ph) = if sphere { (560, 280) } else { (300, 300) };
+    let (left, top, right, gap, row_gap) = (60, 40, 120, 50, 64);
+    let ncols = rows.iter().map(|r| r.cells.len()).max().unwrap_or(1) as i64;
+    let nrows = rows.len() as i64;
+    let width = left + ncols * pw + (ncols - 1) * gap + right;
+    let height = top + nrows * ph + (nrows - 1) * row_gap + 36 + 14 * caption.len() as i64;
+    let mut canvas = Canvas::new(width as u32, height as u32, WHITE);
+    for (r, row) in rows.iter().enumerate() {
+        let scale = &row.scale;
+        for (k, cell) in row.cells.iter().enumerate() {
+            let (x, y) = (left + k as i64 * (pw + gap), top + r as i64 * (ph + row_gap));
+            let panel = Panel { x, y, w: pw, h: ph };
+            canvas.text(x, y - 24, &cell.title, 2, DARK);
+            match cell.field {
+                Field::Grid(g) => draw_field(&mut canvas, panel, g, scale),
+                Field::Window(win) => fill_panel(&mut canvas, panel, scale, |u, v| win.at(u, v)),
+            }
+            if let Some(points) = cell.points {
+                draw_points(&mut canvas, panel, points);
+            }
+            match cell.field {
+                Field::Grid(g) if g.manifold.is_torus() => torus_axes(&mut canvas, panel),
+                Field::Grid(_) => graticule(&mut canvas, panel),
+                Field::Window(win) => window_axes(&mut canvas, panel, win),
+            }
+            if let Some(p) = cell.marker {
+                for (mx, my) in marker_positions(panel, &cell.field, p) {
+                    canvas.ring(mx, my, 9.0, RED);
+                    canvas.ring(mx, my, 10.0, WHITE);
+                }
+            }
+        }
+        let bar_label = if scale.log { "DENSITY (LOG)" } else { "DENSITY" };
+        let bar_top = top + r as i64 * (ph + row_gap) + 16;
+        colorbar(&mut canvas, width - right + 24, bar_top, ph - 32, scale, bar_label);
+    }
+    let first_caption = top + nrows * ph + (nrows - 1) * row_gap + 30;
+    for (i, line) in caption.iter().enumerate() {
+        canvas.text(left, first_caption + 14 * i as i64, line, 1, GREY);
+    }
+    Ok(canvas)
+}
+
+/// A colour scale covering the values of `fields` (see [`ColorScale::covering`]).
+pub fn covering_scale(fields: &[Field], log: bool) -> ColorScale {
+    ColorScale::covering(fields.iter().flat_map(|f| f.values().iter()), log)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +577,57 @@ mod tests {
         let grid = egf_manifold::QuadratureGrid::sphere_equiangular(6, 12).unwrap();
         let total: f64 = (0..grid.len()).map(|k| grid.weights()[k] * h.values[k]).sum();
         assert!((total - 1.0).abs() < 1e-9, "{total}");
+    }
+
+    #[test]
+    fn windows_wrap_and_validate() {
+        let pts = WindowGrid::points([0.0, 0.0], 0.1, 2).unwrap();
+        // cell centres at ±0.05, wrapped into [0, 1)
+        assert!((pts[0][0] - 0.95).abs() < 1e-12 && (pts[0][1] - 0.95).abs() < 1e-12, "{pts:?}");
+        assert!((pts[3][0] - 0.05).abs() < 1e-12 && (pts[3][1] - 0.05).abs() < 1e-12, "{pts:?}");
+        assert!(WindowGrid::points([0.0, 0.0], 0.0, 2).is_err());
+        assert!(WindowGrid::points([f64::NAN, 0.0], 0.1, 2).is_err());
+        assert!(WindowGrid::with_values([0.0, 0.0], 0.1, 2, vec![1.0; 3]).is_err());
+        let w = WindowGrid::from_fn([0.5, 0.5], 0.25, 4, |p| p[0]).unwrap();
+        // bottom-left cell under (u, v) = (0, 1), top-right under (1, 0)
+        assert!((w.at(0.01, 0.99) - 0.3125).abs() < 1e-12);
+        assert!((w.at(0.99, 0.01) - 0.6875).abs() < 1e-12);
+    }
+
+    #[test]
+    fn markers_of_zero_sit_in_the_corners_and_the_window_centre() {
+        let panel = Panel { x: 10, y: 20, w: 100, h: 100 };
+        let grid = DensityGrid { manifold: Manifold::Torus { dim: 2 }, rows: 2, cols: 2, values: vec![1.0; 4] };
+        let mut corners = marker_positions(panel, &Field::Grid(&grid), [0.0, 0.0]);
+        corners.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(corners, vec![(10.0, 20.0), (10.0, 120.0), (110.0, 20.0), (110.0, 120.0)]);
+        let win = WindowGrid::from_fn([0.0, 0.0], 0.125, 4, |_| 1.0).unwrap();
+        assert_eq!(marker_positions(panel, &Field::Window(&win), [0.0, 0.0]), vec![(60.0, 70.0)]);
+        assert!(marker_positions(panel, &Field::Window(&win), [0.5, 0.5]).is_empty());
+    }
+
+    #[test]
+    fn panel_grids_draw_every_panel() {
+        let t2 = Manifold::Torus { dim: 2 };
+        let low = DensityGrid { manifold: t2, rows: 2, cols: 2, values: vec![0.0; 4] };
+        let high = DensityGrid { manifold: t2, rows: 2, cols: 2, values: vec![2.0; 4] };
+        let win = WindowGrid::from_fn([0.0, 0.0], 0.1, 8, |_| 1.0).unwrap();
+        let cell = |title: &str, field| GridCell { title: title.into(), field, points: None, marker: Some([0.0, 0.0]) };
+        let scale = covering_scale(&[Field::Grid(&low), Field::Grid(&high), Field::Window(&win)], false);
+        let rows = vec![
+            GridRow { cells: vec![cell("LOW", Field::Grid(&low)), cell("HIGH", Field::Grid(&high))], scale },
+            GridRow {
+                cells: vec![cell("ZOOM", Field::Window(&win))],
+                scale: covering_scale(&[Field::Window(&win)], true),
+            },
+        ];
+        let c = panel_grid_figure(&rows, &["CAPTION".into()]).unwrap();
+        // panel interiors: bottom and top colours of the first row's scale; the window,
+        // constant 1 on a log scale of its own, takes the top colour
+        assert_eq!(c.get(60 + 150, 40 + 150), colormap(0.0));
+        assert_eq!(c.get(60 + 350 + 150, 40 + 150), colormap(1.0));
+        assert_eq!(c.get(60 + 100, 40 + 300 + 64 + 100), colormap(1.0));
+        assert!(panel_grid_figure(&[], &[]).is_err());
+        assert!(panel_grid_figure(&[GridRow { cells: vec![], scale }], &[]).is_err());
     }
 }
