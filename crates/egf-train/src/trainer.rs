@@ -306,7 +306,7 @@ impl Prepared {
             for (_, var) in &vars {
                 match grads.get(var.as_tensor()) {
                     Some(g) => flat.extend(g.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?),
-                    None => flat.extend(std::iter::repeat_n(0.0, var.elem_count())),
+                    None => flat.resize(flat.len() + var.elem_count(), 0.0),
                 }
             }
             gradients.push(flat);
@@ -566,7 +566,22 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainReport> 
     for step in start_step + 1..=end_step {
         let lr = schedule.lr_at(lr0, step - 1, config.steps);
         let factor = lr / lr0;
-        let value = task.loss(&s.model, step, config.seed)?;
+        let value = match task.loss(&s.model, step, config.seed) {
+            Ok(value) => value,
+            Err(e) => {
+                // NaN weights left by an earlier non-finite loss make this step fail (e.g. in
+                // the sampler): report that earlier step and term, not the symptom
+                if let Some((bad_step, term)) = tracker.check()? {
+                    pb.abandon();
+                    return Err(TrainError::NonFinite {
+                        step: bad_step,
+                        term,
+                        checkpoint: s.last_saved_step.map(|_| last_dir.clone()),
+                    });
+                }
+                return Err(e);
+            }
+        };
         tracker.observe(step, &value)?;
         let grads = value.loss.backward()?;
         s.optimizers.network.step(&grads, lr)?;
