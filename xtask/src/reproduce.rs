@@ -430,7 +430,7 @@ fn reward_runs(
 ) -> Result<(String, String)> {
     let seeds = args.seeds.unwrap_or(1);
     let mut csv = String::from(
-        "config,reward,objective,seed,total_variation,z_init,reward_mass,integral_g,negative_mass,mean_moves,truncation_rate,gradient_variance,gradient_relative_variance,train_seconds\n",
+        "config,reward,objective,seed,total_variation,z_init,reward_mass,integral_g,negative_mass,mean_moves,truncation_rate,gradient_variance,gradient_relative_variance,train_seconds,status\n",
     );
     let mut table = format!(
         "# {title}{}\n\nFinal TV between the reported density of the best checkpoint and the normalized reward, Z_init against the reward's mass ∫ R, ∫ g (the sampling cost), δ, and the mean trajectory length of {} forward chains. Gradient noise, measured at every evaluation from {GRADIENT_PROBES} independent batches at the same parameters (gradients with respect to the network's weights): tr Σ is the trace of the covariance of one batch's gradient, tr Σ/|ḡ|² the same relative to the squared norm of the mean gradient; the table gives the median over the evaluations of the run. Curves over training: `figures/`.\n\n| config | objective | TV | Z_init | ∫ R | ∫ g | δ | mean moves | grad. var. tr Σ | tr Σ / \\|ḡ\\|² |\n|---|---|---|---|---|---|---|---|---|---|\n",
@@ -438,9 +438,10 @@ fn reward_runs(
         runs.first().map(|r| r.config.eval.sampler_chains.min(if args.quick { 1000 } else { usize::MAX })).unwrap_or(0)
     );
     let mut curves: Vec<(String, RunCurves)> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
     for run in &runs {
         let mut cols: [Vec<f64>; 8] = Default::default();
-        let mut mass = 0.0;
+        let mut mass = None;
         for seed in 0..seeds as u64 {
             let mut config = run.config.clone();
             config.seed = seed;
@@ -453,13 +454,37 @@ fn reward_runs(
             config.eval.gradient_probes = GRADIENT_PROBES;
             let label = format!("{}-seed{seed}", run.stem);
             config.output_dir = out.join("runs").join(&label);
-            let report = run_one(&config, out, &label)?;
+            // a run that diverges is a result (divergence FM, the forward KL of a flow whose
+            // t ≤ 0 at a target sample): record it and go on with the others
+            let report = match run_one(&config, out, &label) {
+                Ok(report) => report,
+                Err(e) => {
+                    let last = last_logged_step(&config.output_dir);
+                    let message = format!("{e:#} (last step logged: {last})").replace([',', '\n'], ";");
+                    eprintln!("[xtask] {label} FAILED: {message}");
+                    for c in cols.iter_mut() {
+                        c.push(f64::NAN);
+                    }
+                    let _ = writeln!(
+                        csv,
+                        "{},{},{},{seed},NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,failed: {message}",
+                        run.stem, run.reward, run.objective
+                    );
+                    failures.push(format!("{label}: {message}"));
+                    if seed == 0 {
+                        if let Ok(rc) = RunCurves::read(&run.objective, &config.output_dir) {
+                            curves.push((run.reward.clone(), rc));
+                        }
+                    }
+                    continue;
+                }
+            };
             let r = report.reward.as_ref().ok_or_else(|| anyhow!("{label}: the trainer returned no reward report"))?;
             let rc = RunCurves::read(&run.objective, &config.output_dir)?;
             let (grad_var, grad_rel) = (rc.median("gradient_variance"), rc.median("gradient_relative_variance"));
             let (moves, trunc) =
                 r.sampler.as_ref().map(|s| (s.mean_moves, s.truncation_rate)).unwrap_or((f64::NAN, f64::NAN));
-            mass = r.reward_mass;
+            mass = Some(r.reward_mass);
             for (c, v) in cols.iter_mut().zip([
                 r.total_variation,
                 r.mass.z_init,
@@ -474,7 +499,7 @@ fn reward_runs(
             }
             let _ = writeln!(
                 csv,
-                "{},{},{},{seed},{},{},{},{},{},{moves},{trunc},{grad_var},{grad_rel},{}",
+                "{},{},{},{seed},{},{},{},{},{},{moves},{trunc},{grad_var},{grad_rel},{},ok",
                 run.stem,
                 run.reward,
                 run.objective,
@@ -491,17 +516,24 @@ fn reward_runs(
         }
         let _ = writeln!(
             table,
-            "| {} | {} | {} | {} | {mass:.4} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             run.stem,
             run.objective,
             fmt_ms(&cols[0], 4),
             fmt_ms(&cols[1], 4),
+            mass.map(|m| format!("{m:.4}")).unwrap_or_else(|| "—".into()),
             fmt_ms(&cols[2], 3),
             fmt_ms(&cols[3], 4),
             fmt_ms(&cols[4], 2),
             fmt_sci(&cols[5]),
             fmt_sci(&cols[6])
         );
+    }
+    if !failures.is_empty() {
+        let _ = writeln!(table, "\nRuns that stopped (NaN in their rows; their curves end where they stopped):\n");
+        for f in &failures {
+            let _ = writeln!(table, "- {f}");
+        }
     }
     let dir = figures_dir(out)?;
     let mut rewards: Vec<&str> = curves.iter().map(|(r, _)| r.as_str()).collect();
@@ -519,6 +551,13 @@ fn reward_runs(
         let _ = writeln!(table, "Figure `figures/{file}`: ∫ g, mean trajectory length, TV and gradient noise over training, {reward} reward, seed 0.");
     }
     Ok((table, csv))
+}
+
+/// The largest `step` of a run's `metrics.jsonl` (0 when there is none).
+fn last_logged_step(run_dir: &Path) -> u64 {
+    egf_train::metrics::read_metrics(&run_dir.join(egf_train::metrics::METRICS_FILE))
+        .map(|lines| lines.iter().filter_map(|l| l["step"].as_u64()).max().unwrap_or(0))
+        .unwrap_or(0)
 }
 
 /// Mean (± std) in scientific notation with 2 decimals.
