@@ -69,7 +69,11 @@ impl ColorScale {
 
 /// Bilinear interpolation of a [`DensityGrid`] at torus coordinates `(x1, x2)` (periodic)
 /// or at latitude/longitude in degrees (periodic in longitude, clamped in latitude).
+/// A grid whose values do not fill `rows × cols` (or that is empty) reads as NaN (grey).
 fn interpolate(grid: &DensityGrid, a: f64, b: f64) -> f64 {
+    if grid.rows == 0 || grid.cols == 0 || grid.values.len() != grid.rows * grid.cols {
+        return f64::NAN;
+    }
     let (rows, cols) = (grid.rows as f64, grid.cols as f64);
     let (fi, fj, periodic_rows) = match grid.manifold {
         Manifold::Sphere { .. } => {
@@ -295,8 +299,12 @@ pub fn comparison_figure(
 }
 
 /// A normalized histogram of `samples` on the picture grid of `resolution`
-/// (counts divided by `n` and by the cell's measure, so it estimates the density).
+/// (counts divided by `n` and by the cell's measure, so it estimates the density);
+/// `None` on manifolds other than `T^2` and `S^2` and for `resolution = 0`.
 pub fn histogram_grid(samples: &PointSet, resolution: usize) -> Option<DensityGrid> {
+    if resolution == 0 {
+        return None;
+    }
     let manifold = samples.manifold();
     let n = samples.len().max(1) as f64;
     match manifold {
@@ -562,12 +570,18 @@ mod tests {
         assert!((interpolate(&grid, 0.75, 0.25) - 3.0).abs() < 1e-12);
         // x1 = 0 lies halfway between the centres 0.75 (wrapped) and 0.25
         assert!((interpolate(&grid, 0.0, 0.25) - 2.0).abs() < 1e-12);
+        // a malformed grid is drawn grey instead of panicking
+        let short = DensityGrid { values: vec![1.0; 3], ..grid.clone() };
+        assert!(interpolate(&short, 0.25, 0.25).is_nan());
+        let c = density_figure(&short, &ColorScale::covering(&short.values, false), "BAD", None);
+        assert_eq!(c.get(60 + 256, 44 + 256), GREY);
     }
 
     #[test]
     fn histograms_integrate_to_one() {
         let t2 = Manifold::Torus { dim: 2 };
         let pts = PointSet::new(t2, vec![0.1, 0.2, 0.6, 0.9, 0.99, 0.0]).unwrap();
+        assert!(histogram_grid(&pts, 0).is_none());
         let h = histogram_grid(&pts, 4).unwrap();
         let total: f64 = h.values.iter().sum::<f64>() / 16.0;
         assert!((total - 1.0).abs() < 1e-12);
