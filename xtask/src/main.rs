@@ -1,10 +1,12 @@
 //! `cargo xtask reproduce <experiment> [--seeds N] [--quick] [--device cpu|cuda]`
 //!
 //! Runs an experiment of the paper end to end through the library crates,
-//! writes its results under `results/<experiment>/` (a Markdown table, a CSV,
-//! the exact configs used, and every run's directory with metrics, checkpoints
-//! and figure data) and prints the table.
+//! writes its results under `results/<experiment>/` (a Markdown table `table.md`, a
+//! CSV `results.csv`, the figures as PNG files in `figures/`, the exact configs used in
+//! `configs/`, and every run's directory with metrics, checkpoints and figure data in
+//! `runs/`) and prints the table. Figures are drawn through the `egf-plot` library.
 
+mod figures;
 mod literature;
 mod reproduce;
 
@@ -35,7 +37,8 @@ pub enum Experiment {
     TorusIl,
     /// The checkerboard reward on T²: stable FM versus divergence FM with and without regularizer.
     Rl,
-    /// Trajectory balance versus reverse KL with and without the leave-one-out control variate.
+    /// Stable FM, trajectory balance, reverse KL with and without the leave-one-out control variate,
+    /// forward KL and the α-mixture (α = 0.5) on the checkerboard reward on T² and a vMF mixture reward on S².
     Variational,
 }
 

@@ -8,6 +8,7 @@ use candle_core::{Device, Tensor};
 use egf_diffeo::FamilySpec;
 use egf_train::{train, DataSource, DeviceSpec, RunOptions, TaskConfig, TrainConfig, TrainReport};
 
+use crate::figures::{earth_map, figures_dir, torus_grid, training_curves, RunCurves};
 use crate::literature::PUBLISHED;
 use crate::{Experiment, ReproduceArgs};
 
@@ -157,6 +158,10 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
             let label = format!("{ds}-seed{seed}");
             config.output_dir = out.join("runs").join(&label);
             let report = run_one(&config, out, &label)?;
+            if seed == 0 {
+                let path = earth_map(&figures_dir(out)?, ds, &config, &report)?;
+                eprintln!("[xtask] figure {}", path.display());
+            }
             let test = report.test.as_ref().ok_or_else(|| anyhow!("{label}: no test evaluation in the report"))?;
             let is_nll = test.importance.as_ref().map(|i| i.nll).unwrap_or(f64::NAN);
             let (moves, trunc) =
@@ -211,6 +216,10 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
         let _ = writeln!(table, "| {} | {} |", p.method, cells.join(" | "));
     }
     let _ = writeln!(table, "| **egf (this run)** | {} |", ours.join(" | "));
+    let _ = writeln!(
+        table,
+        "\nFigures: `figures/earth-<data set>.png`, the reported density of the best checkpoint of seed 0 on a world map (log colour scale) with the test points."
+    );
     Ok((table, csv))
 }
 
@@ -265,7 +274,9 @@ fn torus_il(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
         bail!("no torus-il-*.toml configs in {}", args.configs.display());
     }
     if args.quick {
-        files.truncate(2);
+        // the checkerboard (0 is a corner where black and white cells meet) and the rings
+        // (target density ≈ 0 at 0, where the pure SL₂(Z) family pins t(0) = 1)
+        files.retain(|f| f.starts_with("torus-il-checkerboard") || f.starts_with("torus-il-rings"));
     }
     let mut csv = String::from("config,family,seed,test_nll,target_nll,kl,tv,t_at_zero,negative_mass,mean_moves\n");
     let mut table = format!(
@@ -286,6 +297,10 @@ fn torus_il(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
             let report = run_one(&config, out, &label)?;
             let test = report.test.as_ref().ok_or_else(|| anyhow!("{label}: no test evaluation"))?;
             let (kl, tv, t0) = torus_metrics(&report, &config)?;
+            if seed == 0 {
+                let path = torus_grid(&figures_dir(out)?, stem, &fname, &config, &report)?;
+                eprintln!("[xtask] figure {}", path.display());
+            }
             let moves = test.sampler.as_ref().map(|s| s.mean_moves).unwrap_or(f64::NAN);
             let target_nll = test.target_nll.unwrap_or(f64::NAN);
             for (c, v) in cols.iter_mut().zip([test.nll, target_nll, kl, tv, t0, test.negative_mass, moves]) {
@@ -310,92 +325,184 @@ fn torus_il(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
             fmt_ms(&cols[6], 2)
         );
     }
+    let _ = writeln!(
+        table,
+        "\nFigures: `figures/<config>.png`, per config (seed 0): target, learned (reported) density and a histogram of sampler draws on T², and below them target and learned density in the window [−0.125, 0.125]² around the fixed point 0 (ringed)."
+    );
     Ok((table, csv))
 }
 
-/// Experiment 3: the checkerboard reward with the reward losses of the configs `rl-*.toml`.
+/// Experiment 3: the checkerboard reward with the reward losses of the configs
+/// `rl-checkerboard-*.toml` (stable FM, divergence FM with and without its regularizer).
 fn rl(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
     let mut files: Vec<String> = std::fs::read_dir(&args.configs)
         .with_context(|| format!("reading {}", args.configs.display()))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| n.starts_with("rl-") && n.ends_with(".toml"))
+        .filter(|n| n.starts_with("rl-checkerboard-") && n.ends_with(".toml"))
         .collect();
     files.sort();
     if files.is_empty() {
-        bail!("no rl-*.toml configs in {}", args.configs.display());
+        bail!("no rl-checkerboard-*.toml configs in {}", args.configs.display());
     }
     let runs = files
         .iter()
-        .map(|f| Ok((f.trim_end_matches(".toml").to_string(), load_config(args, f)?)))
+        .map(|f| {
+            let stem = f.trim_end_matches(".toml").to_string();
+            let config = load_config(args, f)?;
+            let objective = stem.trim_start_matches("rl-checkerboard-").to_string();
+            Ok(RewardRun { stem, reward: "checkerboard".into(), objective, config })
+        })
         .collect::<Result<Vec<_>>>()?;
-    reward_runs(args, out, "Checkerboard reward on T²", runs)
+    reward_runs(args, out, "Checkerboard reward on T²", "rl", runs)
 }
 
-/// Experiment 4: trajectory balance and reverse KL with and without the
-/// leave-one-out control variate on the checkerboard reward (the settings of
-/// `rl-checkerboard-stable.toml`, only the loss changes).
-fn variational(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
-    use egf_loss::{Baseline, ReverseKlConfig, TrajectoryConfig};
+/// The objectives of the variational experiment: stable FM as the reference, trajectory
+/// balance, reverse KL without and with the leave-one-out baseline, forward KL (from
+/// exact samples of R/Z) and the α-mixture with α = 0.5 (spec sections 5 and 6).
+pub fn variational_objectives() -> Vec<(&'static str, egf_train::RewardLoss)> {
+    use egf_loss::{AlphaKlConfig, Baseline, ElboConfig, ReverseKlConfig, StableFmConfig, TrajectoryConfig};
     use egf_train::RewardLoss;
-    let variants = [
+    vec![
+        ("stable-fm", RewardLoss::StableFm(StableFmConfig::default())),
         ("trajectory-balance", RewardLoss::TrajectoryBalance(TrajectoryConfig::default())),
         ("reverse-kl", RewardLoss::ReverseKl(ReverseKlConfig { baseline: Baseline::None, ..Default::default() })),
         (
             "reverse-kl-loo",
             RewardLoss::ReverseKl(ReverseKlConfig { baseline: Baseline::LeaveOneOut, ..Default::default() }),
         ),
-    ];
-    let mut runs = Vec::new();
-    for (name, loss) in variants {
-        let mut config = load_config(args, "rl-checkerboard-stable.toml")?;
-        match &mut config.task {
-            TaskConfig::Reward(r) => r.loss = loss,
-            TaskConfig::Imitation(_) => bail!("rl-checkerboard-stable.toml must be a reward config"),
-        }
-        config.name = format!("variational-{name}");
-        runs.push((format!("checkerboard-{name}"), config));
-    }
-    reward_runs(args, out, "Variational objectives on the checkerboard reward", runs)
+        ("forward-kl", RewardLoss::ForwardKl(ElboConfig::default())),
+        ("alpha-kl-0.5", RewardLoss::AlphaKl(AlphaKlConfig { alpha: 0.5, ..Default::default() })),
+    ]
 }
 
-/// Trains each `(label, config)` reward run for every seed and tabulates the final match to the reward.
+/// The rewards of the variational experiment: `(name, base config)`; only the loss changes.
+pub const VARIATIONAL_REWARDS: [(&str, &str); 2] =
+    [("checkerboard", "rl-checkerboard-stable.toml"), ("vmf-sphere", "rl-vmf-sphere-stable.toml")];
+
+/// Experiment 4: every objective of [`variational_objectives`] on the checkerboard
+/// reward on T² and the von Mises–Fisher mixture reward on S² (the settings of
+/// [`VARIATIONAL_REWARDS`]' configs, only the loss changes). Both rewards have an exact
+/// sampler of R/Z, which forward KL needs (`egf_data::RewardSpec::normalized_target`).
+fn variational(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
+    let mut runs = Vec::new();
+    for (reward, file) in VARIATIONAL_REWARDS {
+        for (objective, loss) in variational_objectives() {
+            let mut config = load_config(args, file)?;
+            match &mut config.task {
+                TaskConfig::Reward(r) => r.loss = loss,
+                TaskConfig::Imitation(_) => bail!("{file} must be a reward config"),
+            }
+            config.name = format!("variational-{reward}-{objective}");
+            runs.push(RewardRun {
+                stem: format!("{reward}-{objective}"),
+                reward: reward.into(),
+                objective: objective.into(),
+                config,
+            });
+        }
+    }
+    reward_runs(args, out, "Variational objectives on two rewards", "variational", runs)
+}
+
+/// One reward run of [`reward_runs`].
+struct RewardRun {
+    /// Label of the run (file names, first table column).
+    stem: String,
+    /// The reward's short name (one curve figure per reward).
+    reward: String,
+    /// The objective's short name (legend of the curves).
+    objective: String,
+    /// The config, before seeds and `--quick`.
+    config: TrainConfig,
+}
+
+/// Gradient batches measured at every evaluation of the reward experiments.
+const GRADIENT_PROBES: usize = 6;
+
+/// Trains each reward run for every seed, tabulates the final match to the reward and
+/// the gradient noise, and draws the training curves of seed 0, one figure per reward.
 fn reward_runs(
     args: &ReproduceArgs,
     out: &Path,
     title: &str,
-    runs: Vec<(String, TrainConfig)>,
+    experiment: &str,
+    runs: Vec<RewardRun>,
 ) -> Result<(String, String)> {
     let seeds = args.seeds.unwrap_or(1);
-    let mut csv =
-        String::from("config,seed,total_variation,z_init,reward_mass,integral_g,negative_mass,train_seconds\n");
-    let mut table = format!(
-        "# {title}{}\n\nFinal TV between the reported density and the normalized reward, Z_init against the reward's mass, ∫ g (the sampling cost) and δ. Curves over training are in each run's `metrics.jsonl`.\n\n| config | TV | Z_init | ∫ R | ∫ g | δ |\n|---|---|---|---|---|---|\n",
-        if args.quick { " — QUICK run" } else { "" }
+    let mut csv = String::from(
+        "config,reward,objective,seed,total_variation,z_init,reward_mass,integral_g,negative_mass,mean_moves,truncation_rate,gradient_variance,gradient_relative_variance,train_seconds,status\n",
     );
-    for (stem, base) in &runs {
-        let mut cols: [Vec<f64>; 5] = Default::default();
-        let mut mass = 0.0;
+    let mut table = format!(
+        "# {title}{}\n\nFinal TV between the reported density of the best checkpoint and the normalized reward, Z_init against the reward's mass ∫ R, ∫ g (the sampling cost), δ, and the mean trajectory length of {} forward chains. Gradient noise, measured at every evaluation from {GRADIENT_PROBES} independent batches at the same parameters (gradients with respect to the network's weights): tr Σ is the trace of the covariance of one batch's gradient, tr Σ/|ḡ|² the same relative to the squared norm of the mean gradient; the table gives the median over the evaluations of the run. Curves over training: `figures/`.\n\n| config | objective | TV | Z_init | ∫ R | ∫ g | δ | mean moves | grad. var. tr Σ | tr Σ / \\|ḡ\\|² |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        if args.quick { " — QUICK run" } else { "" },
+        runs.first().map(|r| r.config.eval.sampler_chains.min(if args.quick { 1000 } else { usize::MAX })).unwrap_or(0)
+    );
+    let mut curves: Vec<(String, RunCurves)> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    for run in &runs {
+        let mut cols: [Vec<f64>; 8] = Default::default();
+        let mut mass = None;
         for seed in 0..seeds as u64 {
-            let mut config = base.clone();
+            let mut config = run.config.clone();
             config.seed = seed;
             scale(args, &mut config);
-            let label = format!("{stem}-seed{seed}");
+            if args.quick {
+                // ten evaluations give the curves their points
+                config.eval_interval = (config.steps / 10).max(1);
+                config.eval.sampler_chains = config.eval.sampler_chains.min(1000);
+            }
+            config.eval.gradient_probes = GRADIENT_PROBES;
+            let label = format!("{}-seed{seed}", run.stem);
             config.output_dir = out.join("runs").join(&label);
-            let report = run_one(&config, out, &label)?;
+            // a run that diverges is a result (divergence FM, the forward KL of a flow whose
+            // t ≤ 0 at a target sample): record it and go on with the others
+            let report = match run_one(&config, out, &label) {
+                Ok(report) => report,
+                Err(e) => {
+                    let last = last_logged_step(&config.output_dir);
+                    let message = format!("{e:#} (last step logged: {last})").replace([',', '\n'], ";");
+                    eprintln!("[xtask] {label} FAILED: {message}");
+                    for c in cols.iter_mut() {
+                        c.push(f64::NAN);
+                    }
+                    let _ = writeln!(
+                        csv,
+                        "{},{},{},{seed},NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,failed: {message}",
+                        run.stem, run.reward, run.objective
+                    );
+                    failures.push(format!("{label}: {message}"));
+                    if seed == 0 {
+                        if let Ok(rc) = RunCurves::read(&run.objective, &config.output_dir) {
+                            curves.push((run.reward.clone(), rc));
+                        }
+                    }
+                    continue;
+                }
+            };
             let r = report.reward.as_ref().ok_or_else(|| anyhow!("{label}: the trainer returned no reward report"))?;
-            mass = r.reward_mass;
+            let rc = RunCurves::read(&run.objective, &config.output_dir)?;
+            let (grad_var, grad_rel) = (rc.median("gradient_variance"), rc.median("gradient_relative_variance"));
+            let (moves, trunc) =
+                r.sampler.as_ref().map(|s| (s.mean_moves, s.truncation_rate)).unwrap_or((f64::NAN, f64::NAN));
+            mass = Some(r.reward_mass);
             for (c, v) in cols.iter_mut().zip([
                 r.total_variation,
                 r.mass.z_init,
                 r.mass.integral_g,
                 r.mass.negative_mass,
+                moves,
+                grad_var,
+                grad_rel,
                 report.wall_seconds,
             ]) {
                 c.push(v);
             }
             let _ = writeln!(
                 csv,
-                "{stem},{seed},{},{},{},{},{},{}",
+                "{},{},{},{seed},{},{},{},{},{},{moves},{trunc},{grad_var},{grad_rel},{},ok",
+                run.stem,
+                run.reward,
+                run.objective,
                 r.total_variation,
                 r.mass.z_init,
                 r.reward_mass,
@@ -403,17 +510,64 @@ fn reward_runs(
                 r.mass.negative_mass,
                 report.wall_seconds
             );
+            if seed == 0 {
+                curves.push((run.reward.clone(), rc));
+            }
         }
         let _ = writeln!(
             table,
-            "| {stem} | {} | {} | {mass:.4} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            run.stem,
+            run.objective,
             fmt_ms(&cols[0], 4),
             fmt_ms(&cols[1], 4),
+            mass.map(|m| format!("{m:.4}")).unwrap_or_else(|| "—".into()),
             fmt_ms(&cols[2], 3),
-            fmt_ms(&cols[3], 4)
+            fmt_ms(&cols[3], 4),
+            fmt_ms(&cols[4], 2),
+            fmt_sci(&cols[5]),
+            fmt_sci(&cols[6])
         );
     }
+    if !failures.is_empty() {
+        let _ = writeln!(table, "\nRuns that stopped (NaN in their rows; their curves end where they stopped):\n");
+        for f in &failures {
+            let _ = writeln!(table, "- {f}");
+        }
+    }
+    let dir = figures_dir(out)?;
+    let mut rewards: Vec<&str> = curves.iter().map(|(r, _)| r.as_str()).collect();
+    rewards.dedup();
+    let _ = writeln!(table);
+    for reward in rewards {
+        let group: Vec<RunCurves> = curves.iter().filter(|(r, _)| r == reward).map(|(_, c)| c.clone()).collect();
+        let file = format!("{experiment}-{reward}-curves.png");
+        let caption = vec![format!(
+            "{} REWARD, SEED 0: ONE LINE PER OBJECTIVE, VALUES AT EVERY EVALUATION OF THE TRAINER (METRICS.JSONL).",
+            reward.to_uppercase()
+        )];
+        let path = training_curves(&dir, &file, &group, true, &caption)?;
+        eprintln!("[xtask] figure {}", path.display());
+        let _ = writeln!(table, "Figure `figures/{file}`: ∫ g, mean trajectory length, TV and gradient noise over training, {reward} reward, seed 0.");
+    }
     Ok((table, csv))
+}
+
+/// The largest `step` of a run's `metrics.jsonl` (0 when there is none).
+fn last_logged_step(run_dir: &Path) -> u64 {
+    egf_train::metrics::read_metrics(&run_dir.join(egf_train::metrics::METRICS_FILE))
+        .map(|lines| lines.iter().filter_map(|l| l["step"].as_u64()).max().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// Mean (± std) in scientific notation with 2 decimals.
+fn fmt_sci(v: &[f64]) -> String {
+    let (m, s) = mean_std(v);
+    if v.len() > 1 {
+        format!("{m:.2e} ± {s:.2e}")
+    } else {
+        format!("{m:.2e}")
+    }
 }
 
 #[cfg(test)]
@@ -435,7 +589,22 @@ mod tests {
         }
     }
 
-    /// `--quick` runs end to end and writes the table, the CSV and the configs used.
+    /// Width and height of a PNG file, after checking its signature and that it has
+    /// image data (the IHDR chunk holds width and height as big-endian `u32`s).
+    fn png_size(path: &Path) -> (u32, u32) {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]), "{} is no PNG", path.display());
+        assert_eq!(&bytes[12..16], b"IHDR", "{}", path.display());
+        assert!(
+            bytes.windows(4).any(|w| w == b"IDAT") && bytes.ends_with(&[0xae, 0x42, 0x60, 0x82]),
+            "{}",
+            path.display()
+        );
+        let be = |k: usize| u32::from_be_bytes(bytes[k..k + 4].try_into().unwrap());
+        (be(16), be(20))
+    }
+
+    /// `--quick` runs end to end and writes the table, the CSV, the configs used and the world map.
     #[test]
     fn quick_earth_reproduction_writes_its_results() {
         let out = std::env::temp_dir().join(format!("egf-xtask-test-{}", std::process::id()));
@@ -450,47 +619,87 @@ mod tests {
         assert!(nll.is_finite() && nll < 4.0, "test NLL {nll}");
         assert!(out.join("earth/configs/volcano-seed0.toml").exists());
         assert!(out.join("earth/table.md").exists());
+        // the world map: 1024 × 512 map plus margins and colour bar
+        assert_eq!(png_size(&out.join("earth/figures/earth-volcano.png")), (60 + 1024 + 110, 44 + 512 + 44));
         let _ = std::fs::remove_dir_all(&out);
     }
 
-    /// The torus experiment computes exact KL and TV, and the pure SL₂(Z) family keeps t(0) = 1.
+    /// The torus experiment computes exact KL and TV, the pure SL₂(Z) family keeps
+    /// t(0) = 1, and every config gets its figure grid.
     #[test]
     fn quick_torus_reproduction_reports_the_fixed_point() {
         let out = std::env::temp_dir().join(format!("egf-xtask-torus-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         let mut a = args(Experiment::TorusIl, &out);
-        a.steps = Some(40);
-        run(&a).unwrap();
+        a.steps = Some(30);
+        let table = run(&a).unwrap();
         let csv = std::fs::read_to_string(out.join("torus-il/results.csv")).unwrap();
         let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
-        assert_eq!(rows.len(), 2, "{csv}");
+        assert_eq!(rows.len(), 4, "{csv}");
         for r in &rows {
             let (kl, tv, t0): (f64, f64, f64) = (r[5].parse().unwrap(), r[6].parse().unwrap(), r[7].parse().unwrap());
             assert!(kl.is_finite() && kl >= -1e-9 && (0.0..=1.0).contains(&tv), "{r:?}");
             if r[1] == "sl2z" {
                 assert!((t0 - 1.0).abs() < 1e-5, "pure SL2(Z) family must keep t(0) = 1: {r:?}");
             }
+            // 3 panels of 300 px in the first row, 2 in the second, 3 caption lines
+            let png = out.join("torus-il/figures").join(format!("{}.png", r[0]));
+            assert_eq!(png_size(&png), (60 + 3 * 300 + 2 * 50 + 120, 40 + 2 * 300 + 64 + 36 + 3 * 14), "{r:?}");
         }
-        assert!(rows.iter().any(|r| r[1] == "sl2z"));
+        assert_eq!(rows.iter().filter(|r| r[1] == "sl2z").count(), 2);
+        assert!(table.contains("figures/"), "{table}");
         let _ = std::fs::remove_dir_all(&out);
     }
 
-    /// The variational comparison runs every objective end to end.
+    /// The variational comparison runs every objective on both rewards end to end,
+    /// records the gradient noise, and draws one curve figure per reward.
     #[test]
     fn quick_variational_comparison_runs() {
         let out = std::env::temp_dir().join(format!("egf-xtask-var-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         let mut a = args(Experiment::Variational, &out);
-        a.steps = Some(10);
+        a.steps = Some(4);
         let table = run(&a).unwrap();
-        for name in ["trajectory-balance", "reverse-kl |", "reverse-kl-loo"] {
-            assert!(table.contains(name), "{table}");
-        }
         let csv = std::fs::read_to_string(out.join("variational/results.csv")).unwrap();
-        for row in csv.lines().skip(1) {
-            let tv: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
-            assert!((0.0..=1.0).contains(&tv), "{row}");
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+        for (reward, _) in VARIATIONAL_REWARDS {
+            for (objective, _) in variational_objectives() {
+                let row = rows
+                    .iter()
+                    .find(|r| r[col("reward")] == reward && r[col("objective")] == objective)
+                    .unwrap_or_else(|| panic!("no row for {reward} / {objective}:\n{csv}"));
+                let tv: f64 = row[col("total_variation")].parse().unwrap();
+                assert!((0.0..=1.0).contains(&tv), "{row:?}");
+                let var: f64 = row[col("gradient_variance")].parse().unwrap();
+                let rel: f64 = row[col("gradient_relative_variance")].parse().unwrap();
+                assert!(var > 0.0 && rel > 0.0, "{row:?}");
+                let moves: f64 = row[col("mean_moves")].parse().unwrap();
+                assert!(moves >= 0.0, "{row:?}");
+                assert!(table.contains(&format!("| {reward}-{objective} |")), "{table}");
+            }
+            // a 2 × 2 grid of 460 × 300 charts
+            let (w, h) = png_size(&out.join(format!("variational/figures/variational-{reward}-curves.png")));
+            assert!(w > 2 * 460 && h == 44 + 2 * 300 + 84 + 40 + 14 + 8, "{w} × {h}");
         }
+        assert_eq!(rows.len(), VARIATIONAL_REWARDS.len() * variational_objectives().len());
+        let _ = std::fs::remove_dir_all(&out);
+    }
+
+    /// The flow-matching comparison draws its curves from every run's metrics.
+    #[test]
+    fn quick_rl_comparison_draws_curves() {
+        let out = std::env::temp_dir().join(format!("egf-xtask-rl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let mut a = args(Experiment::Rl, &out);
+        a.steps = Some(6);
+        run(&a).unwrap();
+        let csv = std::fs::read_to_string(out.join("rl/results.csv")).unwrap();
+        let objectives: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
+        assert_eq!(objectives, ["divergence-reg", "divergence", "stable"], "{csv}");
+        let (w, _) = png_size(&out.join("rl/figures/rl-checkerboard-curves.png"));
+        assert!(w > 2 * 460);
         let _ = std::fs::remove_dir_all(&out);
     }
 }

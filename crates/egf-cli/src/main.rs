@@ -8,12 +8,12 @@
 
 mod args;
 mod commands;
-mod figures;
 mod model_io;
-mod numfmt;
 mod points;
-mod render;
 mod usage;
+
+// The figures and number formatting live in the egf-plot library (shared with `cargo xtask`).
+use egf_plot::{figures, numfmt};
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -9,6 +9,10 @@
 //! | `checkerboard` | [`CheckerboardReward`] | `T^2` | 1 on black cells, `floor` on white ones (default `k = 4`, `floor = 0`) | `(1 + floor)/2` |
 //! | `vmf_mixture` | [`VmfMixtureReward`] | `S^2` | `Σ_c w_c e^{κ_c (μ_c·x − 1)}` (default [`default_vmf_components`]) | `Σ_c w_c 2π (1 − e^{−2κ_c})/κ_c` |
 //! | `density` | [`DensityReward`] | any | `scale · p(x)` of a [`Target`] | `scale` |
+//!
+//! [`RewardSpec::normalized_target`] gives the target whose density is `R / Z` where one
+//! exists (every `density` reward, the checkerboard with `floor = 0`, every vMF mixture),
+//! so that losses needing exact samples of `R / Z` (forward KL) can run on these rewards.
 
 use std::fmt;
 
@@ -254,6 +258,39 @@ impl RewardSpec {
             RewardSpec::Density { target, scale } => Box::new(DensityReward::new(target.build()?, *scale)?),
         })
     }
+
+    /// The registered target whose density is exactly `R / Z`, with `Z = ∫ R dλ`, when
+    /// there is one, so that the normalized reward can be sampled exactly (forward KL
+    /// and the α-mixture of spec section 6 need target samples):
+    ///
+    /// * `density`: its target, `Z = scale`;
+    /// * `checkerboard` with `floor = 0`: the [`Checkerboard`] target of the same board
+    ///   (density 2 on the black cells), `Z = 1/2`; with `floor > 0`, `R / Z` is a
+    ///   mixture with the uniform density that no registered target offers: `None`;
+    /// * `vmf_mixture`: `R = Σ_c w_c e^{κ_c (μ_c·x − 1)} = Σ_c w_c m(κ_c) vMF_c(x)` with
+    ///   `m(κ) = 2π (1 − e^{−2κ})/κ` (the mass of one bump), so `R / Z` is the vMF mixture
+    ///   target with weights `w_c m(κ_c)` and `Z = Σ_c w_c m(κ_c)` (`w` normalized).
+    ///
+    /// Errors when the spec itself is invalid (as [`build`](Self::build)).
+    pub fn normalized_target(&self) -> Result<Option<(TargetSpec, f64)>> {
+        let reward = self.build()?;
+        Ok(match self {
+            RewardSpec::Density { target, scale } => Some((target.clone(), *scale)),
+            RewardSpec::Checkerboard { cells, floor } if *floor == 0.0 => {
+                Some((TargetSpec::Checkerboard { cells: *cells }, 0.5))
+            }
+            RewardSpec::Checkerboard { .. } => None,
+            RewardSpec::VmfMixture { components } => {
+                let total: f64 = components.iter().map(|c| c.weight).sum();
+                let reweighted = components
+                    .iter()
+                    .map(|c| VmfComponent { weight: c.weight / total * vmf_unnormalized_mass(c.kappa), ..c.clone() })
+                    .collect();
+                let z = reward.normalizer().unwrap_or(f64::NAN);
+                Some((TargetSpec::VmfMixture { components: reweighted }, z))
+            }
+        })
+    }
 }
 
 /// The reward `name` with its default parameters (see [`RewardSpec::default_for`]).
@@ -342,6 +379,33 @@ mod tests {
         assert!((v.reward_f64(&[0.0, 0.0, -1.0]) - 0.25).abs() < 1e-15);
         let err = reward_by_name("treasure").unwrap_err().to_string();
         assert!(err.contains("treasure") && err.contains("checkerboard"), "{err}");
+    }
+
+    /// `Z · p(x)` of the normalized target equals `R(x)`, and `Z` is the reward's mass.
+    #[test]
+    fn normalized_targets_are_the_reward_over_its_mass() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let specs = [
+            RewardSpec::default_for("checkerboard").unwrap(),
+            RewardSpec::Checkerboard { cells: 6, floor: 0.0 },
+            RewardSpec::default_for("vmf_mixture").unwrap(),
+            RewardSpec::Density { target: TargetSpec::default_for("rings").unwrap(), scale: 0.3 },
+        ];
+        for spec in specs {
+            let reward = spec.build().unwrap();
+            let (target, z) = spec.normalized_target().unwrap().unwrap();
+            let target = target.build().unwrap();
+            assert!((z - reward.normalizer().unwrap()).abs() < 1e-14 * z, "{spec:?}: {z}");
+            let m = reward.manifold();
+            assert_eq!(target.manifold(), m);
+            for _ in 0..500 {
+                let x = m.sample_uniform_f64(&mut rng);
+                let (r, p) = (reward.reward_f64(&x), target.density_f64(&x));
+                assert!((z * p - r).abs() <= 1e-12 * r.max(1e-12), "{spec:?} at {x:?}: {} vs {r}", z * p);
+            }
+        }
+        assert_eq!(RewardSpec::Checkerboard { cells: 4, floor: 0.1 }.normalized_target().unwrap(), None);
+        assert!(RewardSpec::Checkerboard { cells: 5, floor: 0.0 }.normalized_target().is_err());
     }
 
     #[test]

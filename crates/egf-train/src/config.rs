@@ -265,10 +265,13 @@ pub enum RewardLoss {
     /// `trajectories`, `baseline`.
     ReverseKl(ReverseKlConfig),
     /// Forward KL (the ELBO) from exact target samples ([`egf_loss::elbo`]); needs a
-    /// `density` reward, whose target can be sampled. Keys of [`ElboConfig`].
+    /// reward whose normalized law `R/Z` can be sampled
+    /// ([`RewardSpec::normalized_target`]: `density`, `checkerboard` with `floor = 0`,
+    /// `vmf_mixture`). Keys of [`ElboConfig`].
     ForwardKl(ElboConfig),
-    /// α-mixture of reverse and forward KL ([`egf_loss::alpha_kl`]); needs a `density`
-    /// reward. Keys `alpha`, `reverse`, `forward`.
+    /// α-mixture of reverse and forward KL ([`egf_loss::alpha_kl`]); for `alpha < 1` it
+    /// needs a reward whose `R/Z` can be sampled, as [`RewardLoss::ForwardKl`]. Keys
+    /// `alpha`, `reverse`, `forward`.
     AlphaKl(AlphaKlConfig),
 }
 
@@ -603,11 +606,14 @@ impl TrainConfig {
                     ));
                 }
                 validate_reward_loss(&rw.loss)?;
-                if rw.loss.needs_target_samples() && !matches!(rw.reward, RewardSpec::Density { .. }) {
+                let samplable =
+                    rw.reward.normalized_target().map_err(|e| TrainError::config("task.reward", e.to_string()))?;
+                if rw.loss.needs_target_samples() && samplable.is_none() {
                     return Err(TrainError::config(
                         "task.loss.kind",
                         format!(
-                            "`{}` needs exact samples of R/Z, which only a `density` reward offers (task.reward)",
+                            "`{}` needs exact samples of R/Z, which this reward does not offer (task.reward: a \
+                             `density` reward, a `checkerboard` with floor = 0 or a `vmf_mixture` do)",
                             rw.loss.kind_name()
                         ),
                     ));

@@ -35,6 +35,8 @@ pub enum Stream {
     Epoch,
     /// Validation and test evaluation.
     Eval,
+    /// The extra batches of the gradient-variance measurement (`eval.gradient_probes`).
+    GradientProbe,
 }
 
 impl Stream {
@@ -44,6 +46,7 @@ impl Stream {
             Stream::Step => 0x5354_4550_0000_0002,
             Stream::Epoch => 0x4550_4f43_4800_0003,
             Stream::Eval => 0x4556_414c_0000_0004,
+            Stream::GradientProbe => 0x4752_4144_0000_0005,
         }
     }
 }

@@ -41,6 +41,11 @@ pub struct EvalSettings {
     /// Resolution of the density grids of the comparison figure (`figure.json`).
     #[serde(default = "default_figure_resolution")]
     pub figure_resolution: usize,
+    /// Independent batches `M` drawn at every validation to measure the variance of the
+    /// step's gradient estimator (see [`GradientVariance`]); 0 (the default) skips the
+    /// measurement, otherwise `M ≥ 2`. Each batch costs one loss and backward pass.
+    #[serde(default)]
+    pub gradient_probes: usize,
 }
 
 fn default_resolution() -> usize {
@@ -76,6 +81,7 @@ impl Default for EvalSettings {
             sampler_max_moves: default_max_moves(),
             chunk: default_chunk(),
             figure_resolution: default_figure_resolution(),
+            gradient_probes: 0,
         }
     }
 }
@@ -101,6 +107,12 @@ impl EvalSettings {
         }
         if self.figure_resolution == 0 {
             return Err(TrainError::config(field("figure_resolution"), "must be > 0"));
+        }
+        if self.gradient_probes == 1 {
+            return Err(TrainError::config(
+                field("gradient_probes"),
+                "1 batch gives no variance: use 0 (off) or at least 2",
+            ));
         }
         if self.importance_samples > 0 && self.importance_max_moves == 0 {
             return Err(TrainError::config(field("importance_max_moves"), "must be > 0"));
@@ -260,20 +272,7 @@ pub fn evaluate<R: Rng + ?Sized>(
     } else {
         None
     };
-    let sampler = if settings.sampler_chains > 0 {
-        let config =
-            SamplerConfig { max_moves: settings.sampler_max_moves, defensive_weight: 0.0, record_trajectories: false };
-        let out = egf_flow::sample(model, settings.sampler_chains, &config, rng)?;
-        Some(SamplerReport {
-            chains: settings.sampler_chains,
-            mean_moves: out.mean_moves(),
-            max_moves: out.max_moves(),
-            truncated: out.truncated_count(),
-            truncation_rate: out.truncated_count() as f64 / settings.sampler_chains as f64,
-        })
-    } else {
-        None
-    };
+    let sampler = sampler_report(model, settings, rng)?;
     Ok(EvalReport {
         points: n,
         nll: nll.nll,
@@ -290,6 +289,107 @@ pub fn evaluate<R: Rng + ?Sized>(
         parameters: model.parameter_count(),
         target_nll: None,
     })
+}
+
+/// Trajectory-length statistics of `settings.sampler_chains` forward chains of the bare
+/// sampler (no defensive draws, cap `settings.sampler_max_moves`, spec section 4);
+/// `None` when `sampler_chains = 0`. When `t ≥ 0` the mean number of moves estimates
+/// `∫ g dλ / Z_init`.
+pub fn sampler_report<R: Rng + ?Sized>(
+    model: &FlowModel,
+    settings: &EvalSettings,
+    rng: &mut R,
+) -> Result<Option<SamplerReport>> {
+    if settings.sampler_chains == 0 {
+        return Ok(None);
+    }
+    let config =
+        SamplerConfig { max_moves: settings.sampler_max_moves, defensive_weight: 0.0, record_trajectories: false };
+    let out = egf_flow::sample(model, settings.sampler_chains, &config, rng)?;
+    Ok(Some(SamplerReport {
+        chains: settings.sampler_chains,
+        mean_moves: out.mean_moves(),
+        max_moves: out.max_moves(),
+        truncated: out.truncated_count(),
+        truncation_rate: out.truncated_count() as f64 / settings.sampler_chains as f64,
+    }))
+}
+
+/// The spread of a stochastic gradient estimator at fixed parameters, from `M`
+/// independent batches drawn at the same step (the trainer's validation steps, when
+/// `eval.gradient_probes = M ≥ 2`).
+///
+/// With `g_m` the gradient of the step's loss on batch `m` with respect to the
+/// **network's** parameters (the `g` and `α` heads; `log Z_init` is left out because it
+/// has its own optimizer and not every objective trains it), flattened into one vector,
+/// and `ḡ = (1/M) Σ_m g_m`:
+///
+/// * `variance = (1/(M − 1)) Σ_m ‖g_m − ḡ‖²`, the unbiased estimate of the trace of the
+///   covariance of one batch's gradient (the expected squared distance of one step's
+///   gradient from the true gradient);
+/// * `mean_norm = ‖ḡ‖`;
+/// * `relative_variance = variance / ‖ḡ‖²`, scale-free: objectives whose losses differ
+///   by a constant factor get the same value (above 1, the noise of one batch is larger
+///   than the signal of the average of `M`);
+/// * `loss_mean`, `loss_std`: mean and sample standard deviation of the `M` loss values.
+///
+/// The numbers depend on the batch sizes of the config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GradientVariance {
+    /// `M`, the number of batches.
+    pub batches: usize,
+    /// Number of scalar parameters the gradient covers.
+    pub parameters: usize,
+    /// `(1/(M − 1)) Σ_m ‖g_m − ḡ‖²`.
+    pub variance: f64,
+    /// `‖ḡ‖`.
+    pub mean_norm: f64,
+    /// `variance / ‖ḡ‖²` (infinite when `ḡ = 0`).
+    pub relative_variance: f64,
+    /// Mean of the `M` loss values.
+    pub loss_mean: f64,
+    /// Sample standard deviation of the `M` loss values.
+    pub loss_std: f64,
+}
+
+impl GradientVariance {
+    /// The statistics of `M ≥ 2` flattened gradients of equal length and their losses;
+    /// an error for fewer than 2 gradients, unequal lengths or a length other than that
+    /// of `losses`.
+    pub fn from_samples(gradients: &[Vec<f64>], losses: &[f64]) -> Result<Self> {
+        let m = gradients.len();
+        if m < 2 || losses.len() != m {
+            return Err(TrainError::Flow(egf_flow::FlowError::InvalidInput(format!(
+                "gradient variance needs at least 2 gradients and one loss per gradient, got {m} and {}",
+                losses.len()
+            ))));
+        }
+        let n = gradients[0].len();
+        if gradients.iter().any(|g| g.len() != n) {
+            return Err(TrainError::Flow(egf_flow::FlowError::InvalidInput("gradients of different lengths".into())));
+        }
+        let mut mean = vec![0.0; n];
+        for g in gradients {
+            for (a, v) in mean.iter_mut().zip(g) {
+                *a += v / m as f64;
+            }
+        }
+        let variance =
+            gradients.iter().map(|g| g.iter().zip(&mean).map(|(v, a)| (v - a) * (v - a)).sum::<f64>()).sum::<f64>()
+                / (m - 1) as f64;
+        let sq_norm: f64 = mean.iter().map(|a| a * a).sum();
+        let loss_mean = losses.iter().sum::<f64>() / m as f64;
+        let loss_var = losses.iter().map(|l| (l - loss_mean).powi(2)).sum::<f64>() / (m - 1) as f64;
+        Ok(Self {
+            batches: m,
+            parameters: n,
+            variance,
+            mean_norm: sq_norm.sqrt(),
+            relative_variance: if sq_norm > 0.0 { variance / sq_norm } else { f64::INFINITY },
+            loss_mean,
+            loss_std: loss_var.sqrt(),
+        })
+    }
 }
 
 /// NLL of a toy target's exact density on `points` (the best a model can reach).
@@ -314,6 +414,10 @@ pub struct RewardReport {
     pub reward_normalizer: Option<f64>,
     /// The model's mass report (`Z_init` should approach `Z`).
     pub mass: MassReport,
+    /// Trajectory lengths of the forward sampler ([`sampler_report`]); `None` from
+    /// [`reward_report`] itself, filled by the trainer.
+    #[serde(default)]
+    pub sampler: Option<SamplerReport>,
 }
 
 /// Compares the model's reported density with the normalized reward on the quadrature grid.
@@ -330,7 +434,13 @@ pub fn reward_report(model: &FlowModel, reward: &dyn Reward, settings: &EvalSett
     }
     let z: f64 = r_all.iter().zip(&w_all).map(|(r, w)| r * w).sum();
     let tv = 0.5 * p_all.iter().zip(&r_all).zip(&w_all).map(|((p, r), w)| w * (p - r / z).abs()).sum::<f64>();
-    Ok(RewardReport { total_variation: tv, reward_mass: z, reward_normalizer: reward.normalizer(), mass })
+    Ok(RewardReport {
+        total_variation: tv,
+        reward_mass: z,
+        reward_normalizer: reward.normalizer(),
+        mass,
+        sampler: None,
+    })
 }
 
 /// A density sampled on a regular grid of `T^2` or `S^2`, for pictures.
@@ -394,4 +504,45 @@ pub fn reward_density_grid(reward: &dyn Reward, resolution: usize) -> Result<Den
     let z: f64 = r.iter().zip(grid.weights()).map(|(r, w)| r * w).sum();
     let values = if z > 0.0 && z.is_finite() { r.iter().map(|v| v / z).collect() } else { r };
     Ok(DensityGrid { manifold, rows, cols, values })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statistics of gradients with known spread: ±d around a mean vector.
+    #[test]
+    fn gradient_variance_of_known_samples() {
+        let mean = [3.0, 4.0];
+        let grads = vec![
+            vec![mean[0] + 1.0, mean[1]],
+            vec![mean[0] - 1.0, mean[1]],
+            vec![mean[0], mean[1] + 2.0],
+            vec![mean[0], mean[1] - 2.0],
+        ];
+        let v = GradientVariance::from_samples(&grads, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+        // Σ ‖g − ḡ‖² = 1 + 1 + 4 + 4 = 10 over M − 1 = 3
+        assert!((v.variance - 10.0 / 3.0).abs() < 1e-12, "{v:?}");
+        assert!((v.mean_norm - 5.0).abs() < 1e-12);
+        assert!((v.relative_variance - 10.0 / 3.0 / 25.0).abs() < 1e-12);
+        assert!((v.loss_mean - 2.5).abs() < 1e-12);
+        assert!((v.loss_std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!((v.batches, v.parameters), (4, 2));
+        // identical gradients: no variance; a zero mean: infinite relative variance
+        let same = GradientVariance::from_samples(&[vec![1.0, 2.0], vec![1.0, 2.0]], &[0.0, 0.0]).unwrap();
+        assert_eq!(same.variance, 0.0);
+        let zero = GradientVariance::from_samples(&[vec![1.0], vec![-1.0]], &[0.0, 0.0]).unwrap();
+        assert!(zero.relative_variance.is_infinite() && (zero.variance - 2.0).abs() < 1e-12);
+        assert!(GradientVariance::from_samples(&[vec![1.0]], &[0.0]).is_err());
+        assert!(GradientVariance::from_samples(&[vec![1.0], vec![1.0, 2.0]], &[0.0, 0.0]).is_err());
+        assert!(GradientVariance::from_samples(&[vec![1.0], vec![1.0]], &[0.0]).is_err());
+    }
+
+    #[test]
+    fn one_gradient_probe_is_rejected() {
+        let s = EvalSettings { gradient_probes: 1, ..EvalSettings::default() };
+        let err = s.validate("eval").unwrap_err().to_string();
+        assert!(err.contains("eval.gradient_probes"), "{err}");
+        assert!(EvalSettings { gradient_probes: 2, ..EvalSettings::default() }.validate("eval").is_ok());
+    }
 }

@@ -59,6 +59,7 @@
 //! defensive_weight = 1e-3
 //! importance_samples = 16
 //! sampler_chains = 1000
+//! gradient_probes = 0           # ≥ 2: variance of the gradient estimator at each validation
 //! ```
 //!
 //! A reward task instead has
@@ -107,7 +108,8 @@ pub use config::{
 pub use device::{DTypeSpec, DeviceSpec};
 pub use error::{Result, TrainError};
 pub use eval::{
-    density_grid, evaluate, reward_density_grid, reward_report, target_density_grid, target_nll, validation_nll,
-    DensityGrid, EvalReport, EvalSettings, ImportanceReport, NllReport, RewardReport, SamplerReport,
+    density_grid, evaluate, reward_density_grid, reward_report, sampler_report, target_density_grid, target_nll,
+    validation_nll, DensityGrid, EvalReport, EvalSettings, GradientVariance, ImportanceReport, NllReport, RewardReport,
+    SamplerReport,
 };
 pub use trainer::{train, FigureData, RunOptions, TrainReport, CONFIG_FILE, FIGURE_FILE, REPORT_FILE};

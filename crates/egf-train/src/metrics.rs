@@ -3,6 +3,17 @@
 //! Lines have a `"kind"`: `"train"` (step, learning rates, loss, terms, counts, wall
 //! time), `"eval"` (validation values at a step), `"test"` (the final evaluation of
 //! the best checkpoint) and `"event"` (start, resume, warnings).
+//!
+//! Keys of an `"eval"` line:
+//!
+//! | task | keys |
+//! |---|---|
+//! | imitation | `validation_nll`, `fraction_nonpositive`, `negative_mass`, `integral_t`, `integral_t_plus`, `integral_g`, `z_init` |
+//! | reward | `total_variation` (reported density vs `R/∫R`), `reward_mass`, `z_init`, `negative_mass`, `integral_t`, `integral_g`; with `eval.sampler_chains > 0` also `mean_moves`, `max_moves`, `truncation_rate` of that many forward chains |
+//! | both, with `eval.gradient_probes ≥ 2` | `gradient_variance`, `gradient_mean_norm`, `gradient_relative_variance`, `probe_loss_mean`, `probe_loss_std` ([`GradientVariance`](crate::GradientVariance)) |
+//!
+//! and every line has `step`, `best` (whether the validation value improved) and
+//! `wall_seconds`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

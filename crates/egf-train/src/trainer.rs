@@ -20,8 +20,8 @@ use crate::checkpoint::{
 use crate::config::{ImitationConfig, RewardConfig, RewardLoss, TaskConfig, TrainConfig};
 use crate::data::{derived_rng, load_imitation_data, Batcher, ImitationData, Stream};
 use crate::eval::{
-    density_grid, evaluate, reward_density_grid, reward_report, target_density_grid, target_nll, validation_nll,
-    DensityGrid, EvalReport, RewardReport,
+    density_grid, evaluate, reward_density_grid, reward_report, sampler_report, target_density_grid, target_nll,
+    validation_nll, DensityGrid, EvalReport, GradientVariance, RewardReport,
 };
 use crate::metrics::MetricsWriter;
 use crate::optim::{Adam, AdamParams};
@@ -211,11 +211,13 @@ fn prepare(config: &TrainConfig, device: &Device, dtype: DType) -> Result<Prepar
         }
         TaskConfig::Reward(cfg) => {
             let reward = cfg.reward.build()?;
-            let target = match &cfg.reward {
-                egf_data::RewardSpec::Density { target, .. } if cfg.loss.needs_target_samples() => {
-                    Some(target.build()?)
-                }
-                _ => None,
+            let target = if cfg.loss.needs_target_samples() {
+                let (target, _) = cfg.reward.normalized_target()?.ok_or_else(|| {
+                    TrainError::config("task.reward", "this reward has no exact sampler of R/Z (see validate)")
+                })?;
+                Some(target.build()?)
+            } else {
+                None
             };
             Ok(Prepared::Reward { cfg: Box::new(cfg.clone()), reward, target })
         }
@@ -233,13 +235,18 @@ impl Prepared {
     /// The loss of step `step` (1-based): everything random comes from the step's own generator.
     fn loss(&mut self, model: &FlowModel, step: usize, seed: u64) -> Result<LossValue> {
         let mut rng = derived_rng(seed, Stream::Step, step as u64);
+        self.loss_on(model, step - 1, &mut rng)
+    }
+
+    /// The loss on data batch `batch` (imitation) with the random draws of `rng`.
+    fn loss_on(&mut self, model: &FlowModel, batch: usize, rng: &mut ChaCha8Rng) -> Result<LossValue> {
         let (dtype, device) = (model.dtype(), model.device().clone());
         match self {
             Prepared::Imitation { cfg, train, batcher, .. } => {
-                let idx = batcher.indices(step - 1);
+                let idx = batcher.indices(batch);
                 let x = train.index_select(&Tensor::new(idx, train.device())?, 0)?;
-                let nu = egf_loss::sample_nu_train(model, &x, cfg.batch.nu_train, &cfg.nu_train, &mut rng)?;
-                let u = model.manifold().sample_uniform(cfg.batch.uniform, &mut rng, dtype, &device)?;
+                let nu = egf_loss::sample_nu_train(model, &x, cfg.batch.nu_train, &cfg.nu_train, rng)?;
+                let u = model.manifold().sample_uniform(cfg.batch.uniform, rng, dtype, &device)?;
                 Ok(egf_loss::kl_weak_fm(model, &x, &nu, &u, &cfg.loss)?)
             }
             Prepared::Reward { cfg, reward, target } => {
@@ -256,26 +263,24 @@ impl Prepared {
                 let value = match &cfg.loss {
                     RewardLoss::StableFm(c) => {
                         let none = Tensor::zeros((0, model.manifold().ambient_dim()), dtype, &device)?;
-                        let nu = egf_loss::sample_nu_train(model, &none, cfg.batch.nu_train, &cfg.nu_train, &mut rng)?;
+                        let nu = egf_loss::sample_nu_train(model, &none, cfg.batch.nu_train, &cfg.nu_train, rng)?;
                         egf_loss::stable_fm(model, &log_reward, &nu, c)?
                     }
-                    RewardLoss::DivergenceFm(c) => egf_loss::divergence_fm(model, &log_reward, n, c, &mut rng)?,
-                    RewardLoss::TrajectoryBalance(c) => {
-                        egf_loss::trajectory_balance(model, &log_reward, n, c, &mut rng)?
-                    }
-                    RewardLoss::ReverseKl(c) => egf_loss::reverse_kl(model, &log_reward, n, c, &mut rng)?,
+                    RewardLoss::DivergenceFm(c) => egf_loss::divergence_fm(model, &log_reward, n, c, rng)?,
+                    RewardLoss::TrajectoryBalance(c) => egf_loss::trajectory_balance(model, &log_reward, n, c, rng)?,
+                    RewardLoss::ReverseKl(c) => egf_loss::reverse_kl(model, &log_reward, n, c, rng)?,
                     RewardLoss::ForwardKl(c) => {
-                        let x = target_batch(&mut rng)?;
-                        egf_loss::elbo(model, &x, c, &mut rng)?
+                        let x = target_batch(rng)?;
+                        egf_loss::elbo(model, &x, c, rng)?
                     }
                     RewardLoss::AlphaKl(c) => {
                         let x = if c.alpha < 1.0 {
-                            target_batch(&mut rng)?
+                            target_batch(rng)?
                         } else {
                             Tensor::zeros((0, model.manifold().ambient_dim()), dtype, &device)?
                         };
                         let n_reverse = if c.alpha > 0.0 { n } else { 0 };
-                        egf_loss::alpha_kl(model, &log_reward, &x, n_reverse, c, &mut rng)?
+                        egf_loss::alpha_kl(model, &log_reward, &x, n_reverse, c, rng)?
                     }
                 };
                 Ok(value)
@@ -283,8 +288,35 @@ impl Prepared {
         }
     }
 
-    /// The validation value (lower is better) and the metrics line of an evaluation.
-    fn validate(&self, model: &FlowModel, config: &TrainConfig) -> Result<(f64, serde_json::Value)> {
+    /// The variance of the gradient estimator of the step's loss at the current
+    /// parameters ([`GradientVariance`]): `M = eval.gradient_probes` losses on
+    /// independent batches (data batches `step − 1 + m` for imitation, and draws from
+    /// the generators `(seed, GradientProbe, step · 2¹⁶ + m)`, which leave the training
+    /// stream untouched), each differentiated with respect to the network's variables.
+    fn gradient_probe(&mut self, model: &FlowModel, config: &TrainConfig, step: usize) -> Result<GradientVariance> {
+        let m = config.eval.gradient_probes;
+        let vars = model.network_vars();
+        let (mut gradients, mut losses) = (Vec::with_capacity(m), Vec::with_capacity(m));
+        for k in 0..m {
+            let mut rng = derived_rng(config.seed, Stream::GradientProbe, ((step as u64) << 16) | k as u64);
+            let value = self.loss_on(model, step - 1 + k, &mut rng)?;
+            let loss = value.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            let grads = value.loss.backward()?;
+            let mut flat = Vec::new();
+            for (_, var) in &vars {
+                match grads.get(var.as_tensor()) {
+                    Some(g) => flat.extend(g.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?),
+                    None => flat.resize(flat.len() + var.elem_count(), 0.0),
+                }
+            }
+            gradients.push(flat);
+            losses.push(loss);
+        }
+        GradientVariance::from_samples(&gradients, &losses)
+    }
+
+    /// The validation value (lower is better) and the metrics line of an evaluation at `step`.
+    fn validate(&self, model: &FlowModel, config: &TrainConfig, step: usize) -> Result<(f64, serde_json::Value)> {
         match self {
             Prepared::Imitation { validation, .. } => {
                 let r = validation_nll(model, validation, &config.eval)?;
@@ -301,7 +333,7 @@ impl Prepared {
             }
             Prepared::Reward { reward, .. } => {
                 let r = reward_report(model, reward.as_ref(), &config.eval)?;
-                let line = json!({
+                let mut line = json!({
                     "total_variation": r.total_variation,
                     "reward_mass": r.reward_mass,
                     "z_init": r.mass.z_init,
@@ -309,6 +341,12 @@ impl Prepared {
                     "integral_t": r.mass.integral_t,
                     "integral_g": r.mass.integral_g,
                 });
+                let mut rng = derived_rng(config.seed, Stream::Eval, step as u64);
+                if let (Some(sr), Some(obj)) = (sampler_report(model, &config.eval, &mut rng)?, line.as_object_mut()) {
+                    obj.insert("mean_moves".into(), json!(sr.mean_moves));
+                    obj.insert("max_moves".into(), json!(sr.max_moves));
+                    obj.insert("truncation_rate".into(), json!(sr.truncation_rate));
+                }
                 Ok((r.total_variation, line))
             }
         }
@@ -528,7 +566,22 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainReport> 
     for step in start_step + 1..=end_step {
         let lr = schedule.lr_at(lr0, step - 1, config.steps);
         let factor = lr / lr0;
-        let value = task.loss(&s.model, step, config.seed)?;
+        let value = match task.loss(&s.model, step, config.seed) {
+            Ok(value) => value,
+            Err(e) => {
+                // NaN weights left by an earlier non-finite loss make this step fail (e.g. in
+                // the sampler): report that earlier step and term, not the symptom
+                if let Some((bad_step, term)) = tracker.check()? {
+                    pb.abandon();
+                    return Err(TrainError::NonFinite {
+                        step: bad_step,
+                        term,
+                        checkpoint: s.last_saved_step.map(|_| last_dir.clone()),
+                    });
+                }
+                return Err(e);
+            }
+        };
         tracker.observe(step, &value)?;
         let grads = value.loss.backward()?;
         s.optimizers.network.step(&grads, lr)?;
@@ -568,7 +621,17 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainReport> 
             pb.set_message(format!("loss {:.4}{val}", d.loss));
         }
         if eval_due {
-            let (v, mut line) = task.validate(&s.model, config)?;
+            let (v, mut line) = task.validate(&s.model, config, step)?;
+            if config.eval.gradient_probes >= 2 {
+                let probe = task.gradient_probe(&s.model, config, step)?;
+                if let Some(obj) = line.as_object_mut() {
+                    obj.insert("gradient_variance".into(), json!(probe.variance));
+                    obj.insert("gradient_mean_norm".into(), json!(probe.mean_norm));
+                    obj.insert("gradient_relative_variance".into(), json!(probe.relative_variance));
+                    obj.insert("probe_loss_mean".into(), json!(probe.loss_mean));
+                    obj.insert("probe_loss_std".into(), json!(probe.loss_std));
+                }
+            }
             let improved = v.is_finite() && s.state.best_validation.is_none_or_greater(v);
             if improved {
                 s.state.best_validation = Some(v);
@@ -639,7 +702,8 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainReport> 
             report.test = Some(r);
         }
         Prepared::Reward { reward, .. } => {
-            let r = reward_report(&best, reward.as_ref(), &config.eval)?;
+            let mut r = reward_report(&best, reward.as_ref(), &config.eval)?;
+            r.sampler = sampler_report(&best, &config.eval, &mut rng)?;
             figure_target = Some(reward_density_grid(reward.as_ref(), config.eval.figure_resolution));
             s.metrics.write(&json!({ "kind": "test", "step": end_step, "checkpoint": chosen, "reward": r }))?;
             report.reward = Some(r);

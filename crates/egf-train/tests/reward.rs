@@ -82,11 +82,14 @@ fn every_reward_loss_runs() {
 #[test]
 fn reward_config_errors_name_the_field() {
     let mut c = reward_config("reward_cfg", "{ kind = \"forward_kl\" }", 5);
-    c.apply_override("task.reward={kind=\"checkerboard\"}").unwrap();
+    // a checkerboard with a floor has no exact sampler of R/Z; with floor 0 it has one
+    c.apply_override("task.reward={kind=\"checkerboard\", floor=0.1}").unwrap();
     match c.validate().unwrap_err() {
         TrainError::Config { field, .. } => assert_eq!(field, "task.loss.kind"),
         other => panic!("{other}"),
     }
+    c.apply_override("task.reward={kind=\"checkerboard\"}").unwrap();
+    c.validate().unwrap();
     let mut c = reward_config("reward_cfg", "{ kind = \"stable_fm\", q = 0.5 }", 5);
     match c.validate().unwrap_err() {
         TrainError::Config { field, .. } => assert_eq!(field, "task.loss.q"),
@@ -113,4 +116,52 @@ fn reward_config_errors_name_the_field() {
         _ => panic!(),
     }
     assert_eq!(TrainConfig::from_toml_str(&c.to_toml_string().unwrap()).unwrap(), c);
+}
+
+/// Forward KL runs on the two rewards that are not declared as densities but whose
+/// `R/Z` is a registered target, and the evaluation lines carry the sampler's
+/// trajectory lengths and the gradient-variance measurement.
+#[test]
+fn forward_kl_on_checkerboard_and_vmf_rewards_with_gradient_probes() {
+    for (name, reward, manifold, family) in [
+        (
+            "reward_fkl_board",
+            "{ kind = \"checkerboard\" }",
+            "{ kind = \"torus\", dim = 2 }",
+            "{ preset = { name = \"torus_sl2z_irrational\" } }",
+        ),
+        (
+            "reward_fkl_vmf",
+            "{ kind = \"vmf_mixture\" }",
+            "{ kind = \"sphere\", dim = 2 }",
+            "{ preset = { name = \"sphere_axis_rotations\", angle = 0.7853981633974483 } }",
+        ),
+    ] {
+        let mut c = reward_config(name, "{ kind = \"forward_kl\", samples_per_point = 2, max_moves = 20 }", 4);
+        c.apply_override(&format!("task.reward={reward}")).unwrap();
+        c.apply_override(&format!("model.manifold={manifold}")).unwrap();
+        c.apply_override(&format!("model.family={family}")).unwrap();
+        c.apply_override("eval_interval=2").unwrap();
+        c.apply_override("eval.sampler_chains=50").unwrap();
+        c.apply_override("eval.gradient_probes=3").unwrap();
+        c.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let report =
+            train(&c, &RunOptions { quiet: true, ..Default::default() }).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = report.reward.unwrap();
+        assert!((0.0..=1.0).contains(&r.total_variation), "{name}");
+        assert!(r.sampler.as_ref().is_some_and(|s| s.chains == 50 && s.mean_moves >= 0.0), "{name}");
+        let lines = egf_train::metrics::read_metrics(&c.output_dir.join(egf_train::metrics::METRICS_FILE)).unwrap();
+        let evals: Vec<_> = lines.iter().filter(|l| l["kind"] == "eval").collect();
+        assert_eq!(evals.len(), 2, "{name}");
+        for e in evals {
+            for key in ["mean_moves", "truncation_rate", "integral_g", "total_variation"] {
+                assert!(e[key].as_f64().is_some_and(f64::is_finite), "{name}: {key} in {e}");
+            }
+            let var = e["gradient_variance"].as_f64().unwrap();
+            let norm = e["gradient_mean_norm"].as_f64().unwrap();
+            let rel = e["gradient_relative_variance"].as_f64().unwrap();
+            // three different batches give different gradients
+            assert!(var > 0.0 && norm > 0.0 && (rel - var / (norm * norm)).abs() <= 1e-9 * rel, "{name}: {e}");
+        }
+    }
 }
