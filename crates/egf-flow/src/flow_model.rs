@@ -351,28 +351,43 @@ impl EgfModel for FlowModel {
     /// backward (spec section 4): `π_B(start | y) = f_init/F(y)`,
     /// `π_B(unmove i | y) = α_i(Φ_i⁻¹ y) g(Φ_i⁻¹ y) |det D(Φ_i⁻¹)(y)| / F(y)`.
     fn policy_log_probs(&self, s: &Tensor) -> Result<PolicyLogProbs> {
-        self.policy_log_probs_with(s, true)
+        self.policy_log_probs_with(s, true, None)
+    }
+
+    /// `π_F(stop | s) = t_ε(s)/F(s)` (spec section 5); the other columns are exact.
+    fn policy_log_probs_smoothed_stop(&self, s: &Tensor, epsilon: f64) -> Result<PolicyLogProbs> {
+        if !(epsilon.is_finite() && epsilon > 0.0) {
+            return Err(FlowError::InvalidInput(format!("stop smoothing ε = {epsilon} is not a positive number")));
+        }
+        self.policy_log_probs_with(s, true, Some(epsilon))
     }
 
     fn policy_log_probs_detached(&self, s: &Tensor) -> Result<PolicyLogProbs> {
-        self.policy_log_probs_with(s, false)
+        self.policy_log_probs_with(s, false, None)
     }
 }
 
 impl FlowModel {
-    fn policy_log_probs_with(&self, s: &Tensor, track: bool) -> Result<PolicyLogProbs> {
+    /// The policies; `stop_epsilon` replaces `log t⁺` by `log t_ε` in the stop column.
+    fn policy_log_probs_with(&self, s: &Tensor, track: bool, stop_epsilon: Option<f64>) -> Result<PolicyLogProbs> {
         let terms = self.evaluate_with(s, track)?;
         let log_f = terms.log_total_flow.unsqueeze(1)?;
         // log min(1, g/F)
         let log_move = (terms.log_g.unsqueeze(1)? - &log_f)?.minimum(0.0)?;
-        let positive = terms.t.gt(0.0)?;
-        let tiny = match self.dtype {
-            DType::F64 => 1e-300,
-            _ => 1e-37,
+        let log_t = match stop_epsilon {
+            Some(eps) => (log_softplus(&(&terms.t / eps)?)? + eps.ln())?,
+            None => {
+                let positive = terms.t.gt(0.0)?;
+                let tiny = match self.dtype {
+                    DType::F64 => 1e-300,
+                    _ => 1e-37,
+                };
+                let log_t = terms.t.maximum(tiny)?.log()?;
+                let neg_inf = log_t.ones_like()?.affine(0.0, f64::NEG_INFINITY)?;
+                positive.where_cond(&log_t, &neg_inf)?
+            }
         };
-        let log_t = terms.t.maximum(tiny)?.log()?;
-        let neg_inf = log_t.ones_like()?.affine(0.0, f64::NEG_INFINITY)?;
-        let log_stop = (positive.where_cond(&log_t, &neg_inf)?.unsqueeze(1)? - &log_f)?;
+        let log_stop = (log_t.unsqueeze(1)? - &log_f)?;
         let forward = Tensor::cat(&[log_stop, terms.log_alpha.broadcast_add(&log_move)?], 1)?;
         let n = s.dim(0)?;
         let backward =

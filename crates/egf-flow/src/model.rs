@@ -36,6 +36,17 @@ pub trait EgfModel {
     fn log_z(&self) -> Result<Tensor>;
     /// Forward and backward policies at the states `s` (`(n, ambient_dim)`), differentiable.
     fn policy_log_probs(&self, s: &Tensor) -> Result<PolicyLogProbs>;
+    /// [`policy_log_probs`](Self::policy_log_probs) for training objectives that
+    /// need a finite `log π_F(stop | s)` everywhere: the flow model replaces the
+    /// virtual terminal density `t` in its stop probability by the smooth positive
+    /// surrogate `t_ε` of spec section 5 (`log t_ε = log ε + log softplus(t/ε)`),
+    /// so a target point where `t ≤ 0` costs a large finite loss with a useful
+    /// gradient instead of `−∞`. Parameterizations whose stop probability is
+    /// already positive (the policy model) return the exact values.
+    fn policy_log_probs_smoothed_stop(&self, s: &Tensor, epsilon: f64) -> Result<PolicyLogProbs> {
+        let _ = epsilon;
+        self.policy_log_probs(s)
+    }
     /// The same values without recording the autograd graph (sampling, evaluation).
     fn policy_log_probs_detached(&self, s: &Tensor) -> Result<PolicyLogProbs> {
         let lp = self.policy_log_probs(s)?;

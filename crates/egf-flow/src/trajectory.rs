@@ -80,6 +80,18 @@ pub struct TrajectoryLogProbs {
 
 /// Computes [`TrajectoryLogProbs`] with one policy evaluation over all states (spec section 6).
 pub fn trajectory_log_probs<M: EgfModel + ?Sized>(model: &M, traj: &Trajectories) -> Result<TrajectoryLogProbs> {
+    trajectory_log_probs_with(model, traj, None)
+}
+
+/// [`trajectory_log_probs`] with the stop probability of the last state taken from
+/// [`EgfModel::policy_log_probs_smoothed_stop`] when `stop_epsilon` is given: for the
+/// flow model `log P_F(τ, x)` then holds `log t_ε(x)` in place of `log t⁺(x)`, a
+/// training surrogate that is finite where `t(x) ≤ 0` (spec section 5).
+pub fn trajectory_log_probs_with<M: EgfModel + ?Sized>(
+    model: &M,
+    traj: &Trajectories,
+    stop_epsilon: Option<f64>,
+) -> Result<TrajectoryLogProbs> {
     let b = traj.len();
     if b == 0 {
         return Err(FlowError::InvalidInput("empty batch of trajectories".into()));
@@ -87,7 +99,10 @@ pub fn trajectory_log_probs<M: EgfModel + ?Sized>(model: &M, traj: &Trajectories
     let device = traj.states.device();
     let family = model.family();
     let width = family.len() + 1;
-    let lp = model.policy_log_probs(&traj.states)?;
+    let lp = match stop_epsilon {
+        Some(eps) => model.policy_log_probs_smoothed_stop(&traj.states, eps)?,
+        None => model.policy_log_probs(&traj.states)?,
+    };
     let fwd = lp.forward.flatten_all()?;
     let bwd = lp.backward.flatten_all()?;
     // flat indices into the (N, 1+p) tables and the trajectory of each term

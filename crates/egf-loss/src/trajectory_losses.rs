@@ -3,7 +3,9 @@
 //! samples with its importance-weighted variant, and their α-mixture.
 
 use candle_core::Tensor;
-use egf_flow::{sample_backward, trajectory_log_probs, EgfModel, SamplerConfig, Trajectories};
+use egf_flow::{
+    sample_backward, trajectory_log_probs, trajectory_log_probs_with, EgfModel, SamplerConfig, Trajectories,
+};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -253,10 +255,21 @@ pub struct ElboConfig {
     /// of each point; needs `K ≥ 2`).
     #[serde(default)]
     pub baseline: Baseline,
+    /// `ε` of the smoothed stop probability (flow model only, default `10⁻³`, as
+    /// KL-weakFM's `t_ε`): the target samples' `log t(x)` becomes `log t_ε(x)`, so a
+    /// sample where `t ≤ 0` gives a large finite loss instead of `+∞`
+    /// ([`EgfModel::policy_log_probs_smoothed_stop`]). Must be positive; a tiny
+    /// value approaches the exact ELBO. Ignored by the policy model.
+    #[serde(default = "default_stop_epsilon")]
+    pub stop_epsilon: f64,
 }
 
 fn default_samples_per_point() -> usize {
     4
+}
+
+fn default_stop_epsilon() -> f64 {
+    1e-3
 }
 
 impl Default for ElboConfig {
@@ -267,6 +280,7 @@ impl Default for ElboConfig {
             estimator: ElboEstimator::Standard,
             backward_gradient: BackwardGradient::Reinforce,
             baseline: Baseline::LeaveOneOut,
+            stop_epsilon: default_stop_epsilon(),
         }
     }
 }
@@ -276,6 +290,9 @@ impl ElboConfig {
     pub fn validate(&self) -> Result<()> {
         if self.samples_per_point == 0 {
             return Err(LossError::config("samples_per_point", "must be ≥ 1"));
+        }
+        if !(self.stop_epsilon.is_finite() && self.stop_epsilon > 0.0) {
+            return Err(LossError::config("stop_epsilon", format!("{} is not a positive number", self.stop_epsilon)));
         }
         if self.samples_per_point < 2
             && self.baseline == Baseline::LeaveOneOut
@@ -314,7 +331,8 @@ pub fn elbo<M: EgfModel + ?Sized, R: Rng + ?Sized>(
 ///
 /// Terms: `elbo` (`mean(log P_F − log P_B)`), `iw_elbo` (`mean_j log (1/K) Σ_k
 /// e^{l_kj}`, the importance-sampling log-likelihood of spec section 6; for the flow
-/// model with `t ≥ 0` both equal `mean log t(x) − log Z_init`). Counts: `points`,
+/// model both equal `mean log t_ε(x) − log Z_init` with the smoothed stop of
+/// [`ElboConfig::stop_epsilon`], which is `log t(x)` to within `ε` where `t ≫ ε`). Counts: `points`,
 /// `samples_per_point`, `truncated`.
 pub fn elbo_on<M: EgfModel + ?Sized>(model: &M, traj: &Trajectories, config: &ElboConfig) -> Result<LossValue> {
     config.validate()?;
@@ -325,7 +343,7 @@ pub fn elbo_on<M: EgfModel + ?Sized>(model: &M, traj: &Trajectories, config: &El
         return Err(LossError::input("trajectories", format!("{total} trajectories are not K = {k} per point")));
     }
     let n = total / k;
-    let lp = trajectory_log_probs(model, traj)?;
+    let lp = trajectory_log_probs_with(model, traj, Some(config.stop_epsilon))?;
     let log_pf = lp.log_pf.reshape((k, n))?;
     let log_pb = lp.log_pb.reshape((k, n))?;
     let standard = elbo_surrogate(&log_pf, &log_pb, config.backward_gradient, config.baseline)?;

@@ -62,15 +62,53 @@ fn flow_model_objectives_reach_their_optimum_when_the_reward_is_t() {
         // the ELBO and the IW bound are both exactly the log-likelihood log t(x) − log Z_init
         let x = uniform(torus(), 10, DType::F64, 2);
         let ll = host(&model.evaluate(&x).unwrap().t).iter().map(|t| t.ln() - log_z).sum::<f64>() / 10.0;
-        let e = elbo(&model, &x, &ElboConfig { samples_per_point: 3, ..ElboConfig::default() }, &mut rng(3))
-            .unwrap()
-            .to_host()
-            .unwrap();
+        // ε → 0: the smoothed stop log t_ε is log t to e^{−t/ε} relative error
+        let exact = ElboConfig { samples_per_point: 3, stop_epsilon: 1e-9, ..ElboConfig::default() };
+        let e = elbo(&model, &x, &exact, &mut rng(3)).unwrap().to_host().unwrap();
         assert_eq!(e.counts["truncated"], 0);
         assert!((e.terms["elbo"] - ll).abs() < 1e-12, "{} vs {ll}", e.terms["elbo"]);
         assert!((e.terms["iw_elbo"] - ll).abs() < 1e-12);
         assert!((e.loss + ll).abs() < 1e-12);
     }
+}
+
+/// Where the virtual terminal density is not positive the exact forward-KL term
+/// is infinite; the smoothed stop of `ElboConfig::stop_epsilon` gives a finite
+/// loss and finite gradients that push `t` up there.
+#[test]
+fn elbo_on_the_flow_model_is_finite_where_t_is_negative() {
+    let mut cfg = egf_flow::FlowModelConfig::new(torus(), egf_diffeo::FamilySpec::torus_sl2z_irrational());
+    cfg.network = tiny_network();
+    cfg.features = tiny_features();
+    cfg.initial_expected_moves = 20.0; // g ≫ f_init: t < 0 somewhere
+    cfg.seed = 5;
+    let model = egf_flow::FlowModel::new(cfg, DType::F64, &candle_core::Device::Cpu).unwrap();
+    let grid = egf_manifold::QuadratureGrid::torus_midpoint(2, 32).unwrap();
+    let (points, _) = grid.chunk_tensors(0, grid.len(), DType::F64, &candle_core::Device::Cpu).unwrap();
+    let t = host(&model.evaluate(&points).unwrap().t);
+    let worst = (0..t.len()).min_by(|a, b| t[*a].total_cmp(&t[*b])).unwrap();
+    assert!(t[worst] < 0.0, "construction: t(x) = {} should be negative", t[worst]);
+    let x = points.narrow(0, worst, 1).unwrap();
+    let config = ElboConfig { samples_per_point: 2, ..ElboConfig::default() };
+    let traj = sample_backward(&model, &Tensor::cat(&[&x, &x], 0).unwrap(), config.max_moves, &mut rng(4)).unwrap();
+    let exact = trajectory_log_probs(&model, &traj).unwrap();
+    assert!(host(&exact.log_pf).iter().all(|v| *v == f64::NEG_INFINITY), "exact log P_F is −∞ where t ≤ 0");
+    let value = elbo_on(&model, &traj, &config).unwrap();
+    let d = value.to_host().unwrap();
+    assert!(d.loss.is_finite() && d.loss > 0.0, "smoothed loss {}", d.loss);
+    // log t_ε(x) = log ε + log softplus(t/ε) ≈ t/ε + log ε for t ≪ −ε
+    let expected_floor = t[worst] / config.stop_epsilon + config.stop_epsilon.ln();
+    assert!(-d.terms["elbo"] < expected_floor.abs() * 2.0 + 50.0);
+    let grads = value.loss.backward().unwrap();
+    let mut any = false;
+    for (_, var) in model.network_vars() {
+        let g = host(&grads.get(&var).unwrap().flatten_all().unwrap());
+        assert!(g.iter().all(|v| v.is_finite()));
+        any |= g.iter().any(|v| *v != 0.0);
+    }
+    assert!(any, "the loss moves the weights");
+    let bad = ElboConfig { stop_epsilon: 0.0, ..ElboConfig::default() };
+    assert!(matches!(elbo_on(&model, &traj, &bad), Err(LossError::InvalidConfig { .. })));
 }
 
 #[test]
