@@ -384,13 +384,14 @@ impl Session<'_> {
         }
     }
 
+    /// The error for a non-finite loss `term` at `step`, naming the last good checkpoint.
+    fn non_finite(&self, step: usize, term: String) -> TrainError {
+        TrainError::NonFinite { step, term, checkpoint: self.last_saved_step.map(|_| self.last_dir.clone()) }
+    }
+
     fn save(&mut self, step: usize, kind: CheckpointKind) -> Result<()> {
         if !weights_finite(&self.model)? {
-            return Err(TrainError::NonFinite {
-                step,
-                term: "weights".into(),
-                checkpoint: self.last_saved_step.map(|_| self.last_dir.clone()),
-            });
+            return Err(self.non_finite(step, "weights".into()));
         }
         let state = self.snapshot_state(step);
         let dir = match kind {
@@ -573,11 +574,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainReport> 
                 // the sampler): report that earlier step and term, not the symptom
                 if let Some((bad_step, term)) = tracker.check()? {
                     pb.abandon();
-                    return Err(TrainError::NonFinite {
-                        step: bad_step,
-                        term,
-                        checkpoint: s.last_saved_step.map(|_| last_dir.clone()),
-                    });
+                    return Err(s.non_finite(bad_step, term));
                 }
                 return Err(e);
             }
@@ -598,11 +595,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainReport> 
         }
         if let Some((bad_step, term)) = tracker.check()? {
             pb.abandon();
-            return Err(TrainError::NonFinite {
-                step: bad_step,
-                term,
-                checkpoint: s.last_saved_step.map(|_| last_dir.clone()),
-            });
+            return Err(s.non_finite(bad_step, term));
         }
         if log_due {
             let d = value.to_host()?;
