@@ -1,15 +1,18 @@
 //! Reading and writing points as comma-separated text, in one of the [`PointFormat`]s.
 //!
+//! The text is split into rows and fields by the [`csv`] crate (RFC 4180 quoting); this
+//! module gives the rows their meaning and checks them.
+//!
 //! # File layout (read)
 //!
-//! * Lines are separated by `\n`; a trailing `\r` (Windows line ends) is dropped, and the
-//!   last line may lack its newline. A UTF-8 byte-order mark at the start is ignored.
-//! * Blank lines and lines whose first non-blank character is `#` are skipped.
-//! * Fields are separated by `,`; spaces around a field and one pair of enclosing double
-//!   quotes are ignored.
-//! * Header: the first line that is neither blank nor a comment is a header when one of
-//!   its fields does not parse as a number (e.g. `Latitude,Longitude`, `lat,long`); it
-//!   must have as many fields as a data row. Any later non-numeric field is an error.
+//! * Lines end with `\n` or `\r\n`; the last line may lack its line end. A UTF-8
+//!   byte-order mark at the start is ignored.
+//! * Blank lines and lines that start with `#` are skipped.
+//! * Fields are separated by `,` and may be enclosed in double quotes; spaces around a
+//!   field (inside or outside the quotes) are ignored.
+//! * Header: the first row is a header when one of its fields does not parse as a number
+//!   (e.g. `Latitude,Longitude`, `lat,long`); it must have as many fields as a data row.
+//!   Any later non-numeric field is an error.
 //! * Every data row has exactly [`PointFormat::columns`] finite values in range.
 //!
 //! Every error names the file and the 1-based line number (comment and blank lines
@@ -21,7 +24,6 @@
 //! the shortest decimal representation that reads back to the same `f64`.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -233,24 +235,37 @@ pub fn load_points_csv(path: &Path, manifold: Manifold, format: PointFormat) -> 
         message,
     };
 
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false) // told apart from data below: a header has a non-numeric field
+        .flexible(true) // rows of the wrong length get the error below, which names the format
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let mut record = csv::ByteRecord::new();
+    let mut lines = LineCounter { bytes, at: 0, line: 1 };
     let mut coords = Vec::new();
     let mut seen_content = false;
     let mut values = Vec::with_capacity(columns);
-    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    if bytes.is_empty() || bytes.ends_with(b"\n") {
-        // the empty piece after a final newline (or of an empty file) is not a line
-        lines.pop();
-    }
-    let line_count = lines.len();
-    for (k, raw) in lines.into_iter().enumerate() {
-        let line = k + 1;
-        let text =
-            std::str::from_utf8(raw).map_err(|e| parse_error(line, None, format!("not valid UTF-8 text ({e})")))?;
-        let text = text.strip_suffix('\r').unwrap_or(text).trim();
-        if text.is_empty() || text.starts_with('#') {
-            continue;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| lines.line_of_record(p.byte() as usize));
+                return Err(parse_error(line, None, e.to_string()));
+            }
         }
-        let fields: Vec<&str> = text.split(',').map(unquote).collect();
+        let line = record.position().map_or(0, |p| lines.line_of_record(p.byte() as usize));
+        let mut fields: Vec<&str> = Vec::with_capacity(columns);
+        for field in record.iter() {
+            let text = std::str::from_utf8(field)
+                .map_err(|e| parse_error(line, Some(fields.len() + 1), format!("not valid UTF-8 text ({e})")))?;
+            fields.push(unquote(text));
+        }
+        if fields.iter().all(|f| f.is_empty()) {
+            continue; // a line of blanks
+        }
+        let text = fields.join(",");
         let is_first = !seen_content;
         seen_content = true;
         if is_first && fields.iter().any(|f| f.parse::<f64>().is_err()) {
@@ -293,6 +308,9 @@ pub fn load_points_csv(path: &Path, manifold: Manifold, format: PointFormat) -> 
         coords.extend_from_slice(&x);
     }
     if coords.is_empty() {
+        // lines of the file, for the message: a last line without its newline counts
+        let line_count =
+            bytes.iter().filter(|&&b| b == b'\n').count() + usize::from(!bytes.is_empty() && !bytes.ends_with(b"\n"));
         return Err(DataError::NoData { path: path.to_path_buf(), lines: line_count });
     }
     // every row went through `row_to_point`, which returns points exactly on the manifold
@@ -307,15 +325,50 @@ pub fn write_points_csv(path: &Path, points: &PointSet, format: PointFormat) -> 
     let manifold = points.manifold();
     format.check_applies(manifold)?;
     let io_error = |source| DataError::Io { path: PathBuf::from(path), source };
-    let file = std::fs::File::create(path).map_err(io_error)?;
-    let mut out = std::io::BufWriter::new(file);
-    writeln!(out, "{}", format.header(manifold).join(",")).map_err(io_error)?;
+    let csv_error = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(source) => io_error(source),
+        other => io_error(std::io::Error::other(format!("{other:?}"))),
+    };
+    let mut out = csv::Writer::from_path(path).map_err(csv_error)?;
+    out.write_record(format.header(manifold)).map_err(csv_error)?;
     for x in points.iter() {
         let row = format.point_to_row(x)?;
-        let text: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-        writeln!(out, "{}", text.join(",")).map_err(io_error)?;
+        out.write_record(row.iter().map(|v| v.to_string())).map_err(csv_error)?;
     }
     out.flush().map_err(io_error)
+}
+
+/// Line numbers of the records of a [`csv::Reader`] over `bytes`, read in order.
+///
+/// csv's [`csv::Position`] of a record is where the previous record ended (its line count
+/// skips comment lines), so the comment lines, empty lines and the `\n` of a `\r\n` line
+/// end between two records are stepped over here.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    /// A byte offset at or before the next record's start.
+    at: usize,
+    /// 1-based number of the line holding byte `at`.
+    line: usize,
+}
+
+impl LineCounter<'_> {
+    /// The 1-based line on which the record that csv reports at byte `offset` starts.
+    fn line_of_record(&mut self, offset: usize) -> usize {
+        let offset = offset.clamp(self.at, self.bytes.len());
+        self.line += self.bytes[self.at..offset].iter().filter(|&&b| b == b'\n').count();
+        self.at = offset;
+        loop {
+            let rest = &self.bytes[self.at..];
+            let Some(end) = rest.iter().position(|&b| b == b'\n') else { return self.line };
+            let text = &rest[..end];
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if !(text.is_empty() || text.starts_with(b"#")) {
+                return self.line;
+            }
+            self.at += end + 1;
+            self.line += 1;
+        }
+    }
 }
 
 /// A field without surrounding blanks and one pair of enclosing double quotes.

@@ -128,6 +128,12 @@ fn malformed_files_name_the_file_line_and_column() {
     assert_parse_error("x1,x2\n-0.1,0.5\n", t2, TorusCoords, 2, Some(1));
     // Windows line ends keep the line numbers
     assert_parse_error("# c\r\nlat,lon\r\n1,2\r\n1,x\r\n", s2(), LatLonDeg, 4, Some(2));
+    // comments and blank lines between data rows, before and after Windows line ends
+    assert_parse_error("# a\n1,2\n# b\n\n# c\n3,x\n", s2(), LatLonDeg, 6, Some(2));
+    assert_parse_error("1,2\r\n\r\n# x\r\n3,x", s2(), LatLonDeg, 4, Some(2));
+    assert_parse_error("\n\n   \n1,2\n3,4\n\n\n5,x\n", s2(), LatLonDeg, 8, Some(2));
+    // a quoted comma stays inside its field (RFC 4180)
+    assert_parse_error("lat,lon\n\"1,5\",2\n", s2(), LatLonDeg, 2, Some(1));
     // invalid UTF-8
     let file = TempFile::new("latin1.csv", b"lat,lon\n1,2\n\xe9t\xe9,3\n");
     let err = load_points_csv(file.path(), s2(), LatLonDeg).unwrap_err();
