@@ -6,10 +6,10 @@
 use std::f64::consts::TAU;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use egf_diffeo::{DiffeoSpec, Diffeomorphism, Family, FamilySpec};
 use egf_manifold::tensor_util::{tensor_from_f64, tensor_to_f64_rows};
-use egf_manifold::{Manifold, QuadratureGrid};
+use egf_manifold::{test_device, Manifold, QuadratureGrid};
 use nalgebra::{DMatrix, Rotation3, Vector3};
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -152,7 +152,7 @@ fn points(m: Manifold, n: usize, seed: u64) -> Vec<Vec<f64>> {
 
 fn batch(pts: &[Vec<f64>], dtype: DType) -> Tensor {
     let c = pts[0].len();
-    tensor_from_f64(pts.concat(), &[pts.len(), c], dtype, &Device::Cpu).unwrap()
+    tensor_from_f64(pts.concat(), &[pts.len(), c], dtype, &test_device()).unwrap()
 }
 
 fn unbatch(t: &Tensor) -> Vec<Vec<f64>> {
@@ -448,7 +448,7 @@ proptest! {
             }
         }
         let choice: Vec<u32> = choice.into_iter().map(|c| c % p as u32).collect();
-        let ct = Tensor::from_vec(choice.clone(), n, &Device::Cpu).unwrap();
+        let ct = Tensor::from_vec(choice.clone(), n, &test_device()).unwrap();
         let chosen = unbatch(&family.apply_chosen(&x, &ct).unwrap());
         let (back, back_ld) = family.invert_chosen(&x, &ct).unwrap();
         let back = unbatch(&back);
@@ -466,10 +466,11 @@ proptest! {
 #[test]
 fn chosen_indices_out_of_range_are_errors() {
     let family = Family::from_spec(&FamilySpec::torus_sl2z(), Manifold::torus(2).unwrap()).unwrap();
-    let x = Tensor::zeros((3, 2), DType::F32, &Device::Cpu).unwrap();
-    let choice = Tensor::new(&[0u32, 4, 1], &Device::Cpu).unwrap();
+    let device = test_device();
+    let x = Tensor::zeros((3, 2), DType::F32, &device).unwrap();
+    let choice = Tensor::new(&[0u32, 4, 1], &device).unwrap();
     assert!(family.apply_chosen(&x, &choice).is_err());
     assert!(family.invert_chosen(&x, &choice).is_err());
-    let wrong_shape = Tensor::zeros((3, 3), DType::F32, &Device::Cpu).unwrap();
+    let wrong_shape = Tensor::zeros((3, 3), DType::F32, &device).unwrap();
     assert!(family.images(&wrong_shape).is_err() && family.preimages(&wrong_shape).is_err());
 }

@@ -2,11 +2,11 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use common::{get_var, host, set_var, shape_outflow, small_flow};
 use egf_diffeo::{DiffeoSpec, FamilySpec, Preset};
 use egf_flow::EgfModel;
-use egf_manifold::{Manifold, QuadratureGrid};
+use egf_manifold::{test_device, Manifold, QuadratureGrid};
 use proptest::prelude::*;
 
 fn shear_family() -> FamilySpec {
@@ -85,9 +85,9 @@ fn zero_flow_is_invisible() {
         let p = model.family().len();
         let mut bias = vec![0.0; 1 + p];
         bias[0] = c.ln();
-        set_var(&model, &format!("net.l{depth}.bias"), &Tensor::new(bias, &Device::Cpu).unwrap());
+        set_var(&model, &format!("net.l{depth}.bias"), &Tensor::new(bias, &test_device()).unwrap());
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
-        let y = manifold.sample_uniform(200, &mut rng, DType::F64, &Device::Cpu).unwrap();
+        let y = manifold.sample_uniform(200, &mut rng, DType::F64, &test_device()).unwrap();
         let terms = model.evaluate(&y).unwrap();
         let f_init = 1.0 / manifold.volume();
         for (h, t) in host(&terms.h).iter().zip(host(&terms.t)) {
@@ -123,12 +123,12 @@ fn finite_orbits_trap_the_pure_sl2z_family() {
     for seed in [0u64, 1, 2] {
         let model = small_flow(Manifold::torus(2).unwrap(), FamilySpec::torus_sl2z(), seed);
         shape_outflow(&model, 1.5, 0.5);
-        let zero = Tensor::new(&[[0.0f64, 0.0]], &Device::Cpu).unwrap();
+        let zero = Tensor::new(&[[0.0f64, 0.0]], &test_device()).unwrap();
         assert!((host(&model.evaluate(&zero).unwrap().t)[0] - 1.0).abs() < 1e-12);
         let orbit = sl2z_orbit((1, 2), 5);
         assert!(orbit.len() > 4, "orbit of (1/5, 2/5) has {} points", orbit.len());
         let pts: Vec<f64> = orbit.iter().flat_map(|(a, b)| [*a as f64 / 5.0, *b as f64 / 5.0]).collect();
-        let y = Tensor::from_vec(pts, (orbit.len(), 2), &Device::Cpu).unwrap();
+        let y = Tensor::from_vec(pts, (orbit.len(), 2), &test_device()).unwrap();
         let t = host(&model.evaluate(&y).unwrap().t);
         let spread =
             t.iter().cloned().fold(f64::NEG_INFINITY, f64::max) - t.iter().cloned().fold(f64::INFINITY, f64::min);
@@ -148,7 +148,7 @@ fn finite_orbits_trap_the_pure_sl2z_family() {
 fn batched_equals_row_by_row() {
     let model = small_flow(Manifold::sphere(2).unwrap(), mobius_family(), 9);
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2);
-    let y = Manifold::sphere(2).unwrap().sample_uniform(17, &mut rng, DType::F64, &Device::Cpu).unwrap();
+    let y = Manifold::sphere(2).unwrap().sample_uniform(17, &mut rng, DType::F64, &test_device()).unwrap();
     let batch = model.evaluate(&y).unwrap();
     let lp = model.policy_log_probs(&y).unwrap();
     for i in 0..17 {
@@ -174,7 +174,7 @@ fn policies_sum_to_one() {
     let model = small_flow(Manifold::torus(2).unwrap(), shear_family(), 4);
     shape_outflow(&model, 2.0, 1.0); // large outflow: t < 0 in places
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
-    let y = Manifold::torus(2).unwrap().sample_uniform(500, &mut rng, DType::F64, &Device::Cpu).unwrap();
+    let y = Manifold::torus(2).unwrap().sample_uniform(500, &mut rng, DType::F64, &test_device()).unwrap();
     let lp = model.policy_log_probs(&y).unwrap();
     for table in [&lp.forward, &lp.backward] {
         for s in host(&table.exp().unwrap().sum(1).unwrap()) {

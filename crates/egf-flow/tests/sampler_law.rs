@@ -3,7 +3,7 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use common::{host, shape_outflow, small_flow};
 
 use egf_diffeo::{DiffeoSpec, FamilySpec};
@@ -13,7 +13,7 @@ use egf_flow::{
     importance_log_density, sample, sample_backward, trajectory_log_probs, EgfModel, PolicyModel, PolicyModelConfig,
     SamplerConfig,
 };
-use egf_manifold::{Manifold, QuadratureGrid};
+use egf_manifold::{test_device, Manifold, QuadratureGrid};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -21,14 +21,14 @@ use rand_chacha::ChaCha8Rng;
 /// with no hidden layer on Fourier features) and uniform α, so 0 < g < f_init = 1
 /// and t ≥ 0.09 everywhere, yet t is clearly non-uniform.
 fn nonnegative_torus_model() -> egf_flow::FlowModel {
+    let device = test_device();
     let manifold = Manifold::torus(2).unwrap();
     let mut config = egf_flow::FlowModelConfig::new(manifold, FamilySpec::torus_sl2z_irrational());
     config.network = NetworkConfig { width: 8, depth: 0, activation: Activation::Tanh };
-    let model = egf_flow::FlowModel::new(config.clone(), DType::F64, &Device::Cpu).unwrap();
+    let model = egf_flow::FlowModel::new(config.clone(), DType::F64, &device).unwrap();
     let features = egf_flow::features::FeatureMap::new(manifold, &config.features).unwrap();
-    let probe = |x: f64, y: f64| {
-        host(&features.apply(&Tensor::new(&[[x, y]], &Device::Cpu).unwrap()).unwrap().squeeze(0).unwrap())
-    };
+    let probe =
+        |x: f64, y: f64| host(&features.apply(&Tensor::new(&[[x, y]], &device).unwrap()).unwrap().squeeze(0).unwrap());
     let (a, b, c) = (probe(0.0, 0.0), probe(0.25, 0.0), probe(0.0, 0.25));
     let col = (0..features.dim())
         .find(|&j| (a[j] - 1.0).abs() < 1e-12 && b[j].abs() < 1e-12 && (c[j] - 1.0).abs() < 1e-12)
@@ -36,10 +36,10 @@ fn nonnegative_torus_model() -> egf_flow::FlowModel {
     let p = model.family().len();
     let mut w = vec![0.0; (1 + p) * features.dim()];
     w[col] = 0.7;
-    common::set_var(&model, "net.l0.weight", &Tensor::from_vec(w, (1 + p, features.dim()), &Device::Cpu).unwrap());
+    common::set_var(&model, "net.l0.weight", &Tensor::from_vec(w, (1 + p, features.dim()), &device).unwrap());
     let mut bias = vec![0.0; 1 + p];
     bias[0] = 0.45f64.ln();
-    common::set_var(&model, "net.l0.bias", &Tensor::new(bias, &Device::Cpu).unwrap());
+    common::set_var(&model, "net.l0.bias", &Tensor::new(bias, &device).unwrap());
     model
 }
 
@@ -50,7 +50,7 @@ fn sampler_matches_the_virtual_terminal_density() {
     let mass = model.mass_report(&grid, 8192).unwrap();
     assert!(mass.negative_mass == 0.0, "construction must give t ≥ 0, δ = {}", mass.negative_mass);
     // expected bin probabilities of t on a 10 × 10 histogram (each bin 20 × 20 grid cells)
-    let (pts, w) = grid.chunk_tensors(0, grid.len(), DType::F64, &Device::Cpu).unwrap();
+    let (pts, w) = grid.chunk_tensors(0, grid.len(), DType::F64, &test_device()).unwrap();
     let t = host(&model.evaluate(&pts).unwrap().t);
     let w = host(&w);
     let bins = 10usize;
@@ -132,7 +132,7 @@ fn backward_kernel_gives_zero_variance_importance_weights() {
     // g between 0.2 and 0.6 f_init·(max Jacobian of Möbius ≤ (1.37/0.63)²) keeps t > 0
     shape_outflow(&model, 0.05, (0.12 / (4.0 * std::f64::consts::PI)).ln());
     let mut rng = ChaCha8Rng::seed_from_u64(8);
-    let x = Manifold::sphere(2).unwrap().sample_uniform(64, &mut rng, DType::F64, &Device::Cpu).unwrap();
+    let x = Manifold::sphere(2).unwrap().sample_uniform(64, &mut rng, DType::F64, &test_device()).unwrap();
     let t = host(&model.evaluate(&x).unwrap().t);
     assert!(t.iter().all(|v| *v > 0.0));
     let rep = Tensor::cat(&[&x, &x, &x], 0).unwrap();
@@ -161,7 +161,7 @@ fn policy_model_trajectory_log_probs_match_brute_force() {
     config.features = FeatureConfig { max_frequency: 2, ..FeatureConfig::default() };
     config.network = NetworkConfig { width: 8, depth: 1, activation: Activation::Silu };
     config.initial_stop_probability = 0.3;
-    let model = PolicyModel::new(config, DType::F64, &Device::Cpu).unwrap();
+    let model = PolicyModel::new(config, DType::F64, &test_device()).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let out =
         sample(&model, 30, &SamplerConfig { max_moves: 6, defensive_weight: 0.0, record_trajectories: true }, &mut rng)
@@ -172,7 +172,7 @@ fn policy_model_trajectory_log_probs_match_brute_force() {
     let (pf, pb) = (host(&lp.log_pf), host(&lp.log_pb));
     let states = traj.states.to_vec2::<f64>().unwrap();
     let policy_at = |s: &[f64]| {
-        let lp = model.policy_log_probs(&Tensor::new(s, &Device::Cpu).unwrap().unsqueeze(0).unwrap()).unwrap();
+        let lp = model.policy_log_probs(&Tensor::new(s, &test_device()).unwrap().unsqueeze(0).unwrap()).unwrap();
         (host(&lp.forward.squeeze(0).unwrap()), host(&lp.backward.squeeze(0).unwrap()))
     };
     for c in 0..traj.len() {
@@ -206,7 +206,7 @@ fn negative_mass_model_is_sampled_and_scored_honestly() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let out = sample(&model, 2000, &SamplerConfig { max_moves: 40, ..SamplerConfig::default() }, &mut rng).unwrap();
     assert!(out.max_moves() <= 40);
-    let x = Manifold::torus(2).unwrap().sample_uniform(50, &mut rng, DType::F64, &Device::Cpu).unwrap();
+    let x = Manifold::torus(2).unwrap().sample_uniform(50, &mut rng, DType::F64, &test_device()).unwrap();
     let est = importance_log_density(&model, &x, 8, 40, 25, &mut rng).unwrap();
     assert_eq!(est.samples_per_point, 8);
     assert!(host(&est.log_density).iter().all(|v| !v.is_nan()));

@@ -46,6 +46,24 @@ pub enum ManifoldError {
     /// The operation is not available for this manifold or dimension.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The requested tensor device is not available (e.g. a build without the `cuda` feature).
+    #[error("device `{device}` is not available: {reason}")]
+    Device {
+        /// The device as written (e.g. `"cuda:1"`).
+        device: String,
+        /// Why it cannot be used, with how to fix it where known.
+        reason: String,
+    },
+    /// An environment variable holds a value that cannot be used.
+    #[error("environment variable {var}=`{value}` is invalid: {reason}")]
+    InvalidEnvVar {
+        /// The variable's name.
+        var: String,
+        /// Its value (lossily decoded if it was not Unicode).
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An error from the tensor library.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -15,15 +15,19 @@
 //!   [`Tensor`](candle_core::Tensor)s (any device) and as exact `f64` references;
 //! * [`QuadratureGrid`]: points and weights that integrate smooth functions;
 //! * [`coords`]: latitude/longitude ↔ unit vectors, angles ↔ torus coordinates;
-//! * [`random`]: host-seeded random tensors, identical on every device for a given seed.
+//! * [`random`]: host-seeded random tensors, identical on every device for a given seed;
+//! * [`DeviceSpec`]: the tensor device as written in configs (`cpu`, `cuda:N`, `metal:N`),
+//!   and [`test_device`], the device of the test suites (`EGF_TEST_DEVICE`, default CPU).
 
 pub mod coords;
+mod device;
 mod error;
 mod manifold;
 mod quadrature;
 pub mod random;
 pub mod tensor_util;
 
+pub use device::{test_device, test_device_spec, DeviceSpec, TEST_DEVICE_VAR};
 pub use error::{ManifoldError, Result};
 pub use manifold::Manifold;
 pub use quadrature::{gauss_legendre, QuadratureGrid};

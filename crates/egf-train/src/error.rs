@@ -84,12 +84,24 @@ pub enum TrainError {
     /// An error of the diffeomorphism layer.
     #[error(transparent)]
     Diffeo(#[from] egf_diffeo::DiffeoError),
-    /// An error of the manifold layer.
+    /// An error of the manifold layer (its [`ManifoldError::Device`](egf_manifold::ManifoldError::Device)
+    /// becomes [`TrainError::Device`] instead).
     #[error(transparent)]
-    Manifold(#[from] egf_manifold::ManifoldError),
+    Manifold(egf_manifold::ManifoldError),
     /// An error from the tensor library.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+impl From<egf_manifold::ManifoldError> for TrainError {
+    /// Wraps the error in [`TrainError::Manifold`], except an unavailable device
+    /// ([`DeviceSpec::build`](crate::DeviceSpec::build)), which is a [`TrainError::Device`].
+    fn from(e: egf_manifold::ManifoldError) -> Self {
+        match e {
+            egf_manifold::ManifoldError::Device { device, reason } => TrainError::Device { device, reason },
+            other => TrainError::Manifold(other),
+        }
+    }
 }
 
 impl TrainError {

@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use egf_diffeo::FamilySpec;
 use egf_flow::{FlowModel, FlowModelConfig};
-use egf_manifold::Manifold;
+use egf_manifold::{test_device, Manifold};
 use egf_train::optim::{Adam, AdamParams};
 use egf_train::{load_checkpoint, save_checkpoint, CheckpointState, OptimizerKind, Optimizers};
 
@@ -55,13 +55,14 @@ fn state(step: usize) -> CheckpointState {
 fn checkpoints_are_atomic_and_reload_identically() {
     let root = tmp_dir("atomic");
     let dir = root.join("checkpoints").join("last");
+    let device = test_device();
     let mut config = FlowModelConfig::new(Manifold::Torus { dim: 2 }, FamilySpec::torus_sl2z_irrational());
     config.network.width = 16;
-    let model = FlowModel::new(config, DType::F32, &Device::Cpu).unwrap();
+    let model = FlowModel::new(config, DType::F32, &device).unwrap();
     let params = AdamParams { kind: OptimizerKind::Adam, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
     let mut network = Adam::new(model.network_vars(), params).unwrap();
     // one real update so that the moments are nonzero
-    let x = Tensor::new(&[[0.1f32, 0.2], [0.7, 0.4]], &Device::Cpu).unwrap();
+    let x = Tensor::new(&[[0.1f32, 0.2], [0.7, 0.4]], &device).unwrap();
     let loss = model.evaluate(&x).unwrap().t.log().unwrap().mean_all().unwrap().neg().unwrap();
     network.step(&loss.backward().unwrap(), 1e-2).unwrap();
     let optimizers = Optimizers { network, log_z: None };
@@ -77,7 +78,7 @@ fn checkpoints_are_atomic_and_reload_identically() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files remain: {leftovers:?}");
 
-    let loaded = load_checkpoint(&dir, &Device::Cpu).unwrap();
+    let loaded = load_checkpoint(&dir, &device).unwrap();
     assert_eq!(loaded.state, state(2));
     assert_eq!(weights(&loaded.model), weights(&model));
     let saved_m = optimizers.network.state_tensors("network/");
@@ -93,7 +94,7 @@ fn checkpoints_are_atomic_and_reload_identically() {
     // a crash between the two renames leaves only `.last.old`: loading recovers it
     std::fs::rename(&dir, root.join("checkpoints").join(".last.old")).unwrap();
     std::fs::create_dir_all(root.join("checkpoints").join(".last.tmp")).unwrap();
-    let recovered = load_checkpoint(&dir, &Device::Cpu).unwrap();
+    let recovered = load_checkpoint(&dir, &device).unwrap();
     assert_eq!(weights(&recovered.model), weights(&model));
     assert!(!root.join("checkpoints").join(".last.tmp").exists());
 }

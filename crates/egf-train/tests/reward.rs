@@ -1,7 +1,9 @@
-//! Reward tasks: config parsing and short runs of every reward loss.
+//! Reward tasks: config parsing and short runs of every reward loss (on the test
+//! device, `EGF_TEST_DEVICE`, default CPU).
 
 use std::path::PathBuf;
 
+use egf_manifold::test_device_spec;
 use egf_train::{train, RewardLoss, RunOptions, TaskConfig, TrainConfig, TrainError};
 
 fn reward_config(name: &str, loss: &str, steps: usize) -> TrainConfig {
@@ -42,7 +44,9 @@ figure_resolution = 8
 "#,
         dir = dir.to_string_lossy()
     );
-    TrainConfig::from_toml_str(&text).unwrap()
+    let mut c = TrainConfig::from_toml_str(&text).unwrap();
+    c.device = test_device_spec();
+    c
 }
 
 #[test]

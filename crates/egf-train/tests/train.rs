@@ -1,7 +1,9 @@
-//! End-to-end training runs on CPU: learning, resume, NaN handling, checkpoints.
+//! End-to-end training runs on the test device (`EGF_TEST_DEVICE`, default CPU):
+//! learning, resume, NaN handling, checkpoints.
 
 use std::path::PathBuf;
 
+use egf_manifold::{test_device, test_device_spec};
 use egf_train::{train, RunOptions, TrainConfig};
 
 fn tmp_dir(name: &str) -> PathBuf {
@@ -10,11 +12,12 @@ fn tmp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A tiny T^2 run of `steps` steps.
+/// A tiny T^2 run of `steps` steps on the test device.
 fn tiny(name: &str, steps: usize) -> TrainConfig {
     let mut c = TrainConfig::demo();
     c.name = name.into();
     c.output_dir = tmp_dir(name);
+    c.device = test_device_spec();
     for o in [
         "steps=".to_string() + &steps.to_string(),
         "log_interval=10".into(),
@@ -47,7 +50,8 @@ fn short_run_beats_the_uniform_density() {
     assert!(report.best_validation.unwrap() < 0.0, "validation NLL {:?}", report.best_validation);
 }
 
-/// Every tensor of a safetensors file, as raw bits.
+/// Every tensor of a safetensors file, as raw bits (read on the host: the files do not
+/// depend on the device that wrote them).
 fn tensor_bits(path: &std::path::Path) -> Vec<(String, Vec<u64>)> {
     let map = candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap();
     let mut all: Vec<(String, Vec<u64>)> = map
@@ -124,9 +128,9 @@ fn non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint() {
             let ckpt = checkpoint.as_ref().expect("a checkpoint of step 1");
             let state = egf_train::checkpoint::load_checkpoint_state(ckpt).unwrap();
             assert_eq!(state.step, 1);
-            let loaded = egf_train::load_checkpoint(ckpt, &candle_core::Device::Cpu).unwrap();
-            let terms =
-                loaded.model.evaluate(&candle_core::Tensor::new(&[[0.3f32, 0.6]], &candle_core::Device::Cpu).unwrap());
+            let device = test_device();
+            let loaded = egf_train::load_checkpoint(ckpt, &device).unwrap();
+            let terms = loaded.model.evaluate(&candle_core::Tensor::new(&[[0.3f32, 0.6]], &device).unwrap());
             assert!(terms.is_ok());
         }
         other => panic!("expected NonFinite, got {other}"),

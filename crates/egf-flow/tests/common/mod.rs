@@ -1,12 +1,12 @@
 //! Shared helpers of the egf-flow integration tests.
 #![allow(dead_code)]
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use egf_diffeo::FamilySpec;
 use egf_flow::features::{FeatureConfig, FrequencySet};
 use egf_flow::network::{Activation, NetworkConfig};
 use egf_flow::{FlowModel, FlowModelConfig};
-use egf_manifold::Manifold;
+use egf_manifold::{test_device, Manifold};
 
 /// A small f64 flow model with random weights from `seed`.
 pub fn small_flow(manifold: Manifold, family: FamilySpec, seed: u64) -> FlowModel {
@@ -14,7 +14,7 @@ pub fn small_flow(manifold: Manifold, family: FamilySpec, seed: u64) -> FlowMode
     config.features = FeatureConfig { max_frequency: 2, frequencies: FrequencySet::Full };
     config.network = NetworkConfig { width: 16, depth: 2, activation: Activation::Tanh };
     config.seed = seed;
-    FlowModel::new(config, DType::F64, &Device::Cpu).unwrap()
+    FlowModel::new(config, DType::F64, &test_device()).unwrap()
 }
 
 /// Sets variable `name` of the model to `value`.
@@ -38,7 +38,7 @@ pub fn shape_outflow(model: &FlowModel, scale: f64, log_g_center: f64) {
     set_var(model, &w, &(get_var(model, &w) * scale).unwrap());
     let mut bias = get_var(model, &b).to_vec1::<f64>().unwrap();
     bias[0] = log_g_center;
-    set_var(model, &b, &Tensor::new(bias, &Device::Cpu).unwrap());
+    set_var(model, &b, &Tensor::new(bias, &test_device()).unwrap());
 }
 
 /// Host copy of a 1-d tensor.

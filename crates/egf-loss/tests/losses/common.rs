@@ -1,12 +1,12 @@
 //! Shared builders and checks.
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use egf_diffeo::FamilySpec;
 use egf_flow::features::{FeatureConfig, FrequencySet};
 use egf_flow::network::{Activation, NetworkConfig};
 use egf_flow::{FlowModel, FlowModelConfig, PolicyModel, PolicyModelConfig};
-use egf_manifold::Manifold;
+use egf_manifold::{test_device, Manifold};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -44,7 +44,7 @@ pub fn flow_model(manifold: Manifold, dtype: DType, moves: f64, learn_log_z: boo
     cfg.initial_expected_moves = moves;
     cfg.learn_log_z = learn_log_z;
     cfg.seed = seed;
-    FlowModel::new(cfg, dtype, &Device::Cpu).unwrap()
+    FlowModel::new(cfg, dtype, &test_device()).unwrap()
 }
 
 pub fn policy_model(dtype: DType, stop: f64, seed: u64) -> PolicyModel {
@@ -54,11 +54,11 @@ pub fn policy_model(dtype: DType, stop: f64, seed: u64) -> PolicyModel {
     cfg.initial_stop_probability = stop;
     cfg.initial_log_z = 0.3;
     cfg.seed = seed;
-    PolicyModel::new(cfg, dtype, &Device::Cpu).unwrap()
+    PolicyModel::new(cfg, dtype, &test_device()).unwrap()
 }
 
 pub fn uniform(manifold: Manifold, n: usize, dtype: DType, seed: u64) -> Tensor {
-    manifold.sample_uniform(n, &mut rng(seed), dtype, &Device::Cpu).unwrap()
+    manifold.sample_uniform(n, &mut rng(seed), dtype, &test_device()).unwrap()
 }
 
 pub fn host(t: &Tensor) -> Vec<f64> {
@@ -75,7 +75,7 @@ pub fn scalar(t: &Tensor) -> f64 {
 pub fn set_entry(var: &Var, idx: usize, value: f64) {
     let mut v = host(var.as_tensor());
     v[idx] = value;
-    let t = Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap().to_dtype(var.dtype()).unwrap();
+    let t = Tensor::from_vec(v, var.dims(), &test_device()).unwrap().to_dtype(var.dtype()).unwrap();
     var.set(&t).unwrap();
 }
 

@@ -2,12 +2,13 @@
 //! their variance: checked against exact gradients by enumeration on small
 //! categorical models of trajectories.
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use egf_flow::numerics::{log_softmax_last, logsumexp};
 use egf_loss::{
     elbo_surrogate, iw_elbo_surrogate, leave_one_out_mean, reverse_kl_surrogate, BackwardGradient, Baseline,
     ScoreSurrogate,
 };
+use egf_manifold::test_device;
 use rand::Rng;
 
 use crate::common::*;
@@ -16,7 +17,7 @@ const ITERATIONS: usize = 400;
 const REPLICATES: usize = 25;
 
 fn var(values: &[f64], shape: &[usize]) -> Var {
-    Var::from_tensor(&Tensor::from_vec(values.to_vec(), shape, &Device::Cpu).unwrap()).unwrap()
+    Var::from_tensor(&Tensor::from_vec(values.to_vec(), shape, &test_device()).unwrap()).unwrap()
 }
 
 fn draw<R: Rng>(p: &[f64], rng: &mut R) -> usize {
@@ -64,17 +65,18 @@ fn assert_unbiased(samples: &[Vec<f64>], exact: &[f64], what: &str) -> f64 {
 
 #[test]
 fn leave_one_out_mean_is_the_mean_of_the_others() {
-    let v = Tensor::new(&[[1.0f64, 10.0], [2.0, 20.0], [6.0, 60.0]], &Device::Cpu).unwrap();
+    let device = test_device();
+    let v = Tensor::new(&[[1.0f64, 10.0], [2.0, 20.0], [6.0, 60.0]], &device).unwrap();
     let b = host(&leave_one_out_mean(&v).unwrap());
     assert_eq!(b, vec![4.0, 40.0, 3.5, 35.0, 1.5, 15.0]);
-    assert!(leave_one_out_mean(&Tensor::new(&[1.0f64], &Device::Cpu).unwrap()).is_err());
+    assert!(leave_one_out_mean(&Tensor::new(&[1.0f64], &device).unwrap()).is_err());
 }
 
 #[test]
 fn surrogate_gradients_are_their_coefficients() {
     let pf = var(&[-1.0, -2.0, -0.5, -3.0], &[2, 2]);
     let pb = var(&[-0.7, -0.1, -1.5, -0.2], &[2, 2]);
-    let r = Tensor::new(&[[0.5f64, 0.1], [-0.4, 0.2]], &Device::Cpu).unwrap();
+    let r = Tensor::new(&[[0.5f64, 0.1], [-0.4, 0.2]], &test_device()).unwrap();
     let check = |s: ScoreSurrogate| {
         let g = s.loss.backward().unwrap();
         assert_eq!(host(g.get(pf.as_tensor()).unwrap()), host(&s.pf_coefficients));
@@ -94,7 +96,7 @@ fn surrogate_gradients_are_their_coefficients() {
             check(iw_elbo_surrogate(pf.as_tensor(), pb.as_tensor(), backward, baseline).unwrap());
         }
     }
-    let short = Tensor::new(&[1.0f64], &Device::Cpu).unwrap();
+    let short = Tensor::new(&[1.0f64], &test_device()).unwrap();
     assert!(reverse_kl_surrogate(&short, pb.as_tensor(), &r, Baseline::None).is_err());
 }
 
@@ -104,7 +106,7 @@ fn surrogate_gradients_are_their_coefficients() {
 fn reverse_kl_estimator_is_unbiased_and_leave_one_out_lowers_its_variance() {
     let theta = var(&[0.3, -0.2, 0.8, -1.0], &[4]);
     let psi = var(&[0.5, -0.5, -0.3, 0.9], &[2, 2]);
-    let log_r_all = Tensor::new(&[3.0f64, 3.0, 2.0, 2.0], &Device::Cpu).unwrap();
+    let log_r_all = Tensor::new(&[3.0f64, 3.0, 2.0, 2.0], &test_device()).unwrap();
     let tables = || {
         let lpf = log_softmax_last(theta.as_tensor()).unwrap();
         let lpb = log_softmax_last(psi.as_tensor()).unwrap().flatten_all().unwrap();
@@ -122,7 +124,7 @@ fn reverse_kl_estimator_is_unbiased_and_leave_one_out_lowers_its_variance() {
         let samples: Vec<Vec<f64>> = (0..ITERATIONS)
             .map(|_| {
                 let idx: Vec<u32> = (0..batch * REPLICATES).map(|_| draw(&p, &mut r) as u32).collect();
-                let idx = Tensor::from_vec(idx, batch * REPLICATES, &Device::Cpu).unwrap();
+                let idx = Tensor::from_vec(idx, batch * REPLICATES, &test_device()).unwrap();
                 let (lpf, lpb) = tables();
                 let gather = |t: &Tensor| t.index_select(&idx, 0).unwrap().reshape((batch, REPLICATES)).unwrap();
                 let s = reverse_kl_surrogate(&gather(&lpf), &gather(&lpb), &gather(&log_r_all), baseline).unwrap();
@@ -139,7 +141,7 @@ fn reverse_kl_estimator_is_unbiased_and_leave_one_out_lowers_its_variance() {
     let biased: Vec<Vec<f64>> = (0..ITERATIONS)
         .map(|_| {
             let idx: Vec<u32> = (0..batch * REPLICATES).map(|_| draw(&p, &mut r) as u32).collect();
-            let idx = Tensor::from_vec(idx, batch * REPLICATES, &Device::Cpu).unwrap();
+            let idx = Tensor::from_vec(idx, batch * REPLICATES, &test_device()).unwrap();
             let (lpf, lpb) = tables();
             let gather = |t: &Tensor| t.index_select(&idx, 0).unwrap().reshape((batch, REPLICATES)).unwrap();
             let (pf, pb) = (gather(&lpf), gather(&lpb));
@@ -191,7 +193,7 @@ impl ElboCase {
                         (3 * x + draw(&pb[3 * x..3 * x + 3], &mut r)) as u32
                     })
                     .collect();
-                let idx = Tensor::from_vec(idx, k * cols, &Device::Cpu).unwrap();
+                let idx = Tensor::from_vec(idx, k * cols, &test_device()).unwrap();
                 let (lpf, lpb) = self.tables();
                 let gather = |t: &Tensor| t.index_select(&idx, 0).unwrap().reshape((k, cols)).unwrap();
                 let s = surrogate(&gather(&lpf), &gather(&lpb));
@@ -235,7 +237,8 @@ fn importance_weighted_estimator_is_unbiased_and_vimco_lowers_its_variance() {
     let triples: Vec<u32> = (0..27u32).flat_map(|c| [c % 3, (c / 3) % 3, c / 9]).collect();
     let mut total: Option<Tensor> = None;
     for x in 0..2u32 {
-        let idx = Tensor::from_vec(triples.iter().map(|t| 3 * x + t).collect::<Vec<u32>>(), 81, &Device::Cpu).unwrap();
+        let idx =
+            Tensor::from_vec(triples.iter().map(|t| 3 * x + t).collect::<Vec<u32>>(), 81, &test_device()).unwrap();
         let lt = l.index_select(&idx, 0).unwrap().reshape((27, 3)).unwrap();
         let lse = (logsumexp(&lt, 1).unwrap() - 3f64.ln()).unwrap();
         let weight = lpb.index_select(&idx, 0).unwrap().reshape((27, 3)).unwrap().sum(1).unwrap().exp().unwrap();

@@ -2,14 +2,14 @@
 //! its regularizer lets the flow mass `∫ g` grow on an ergodic family, stable flow
 //! matching does not.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use egf_diffeo::FamilySpec;
 use egf_flow::features::{FeatureConfig, FrequencySet};
 use egf_flow::network::{Activation, NetworkConfig};
 use egf_flow::{EgfModel, FlowModel, FlowModelConfig};
 use egf_loss::{divergence_fm, stable_fm, DivergenceFmConfig, Result, StableFmConfig};
-use egf_manifold::QuadratureGrid;
+use egf_manifold::{test_device, QuadratureGrid};
 
 use crate::common::*;
 
@@ -27,7 +27,7 @@ fn model(learn_log_z: bool) -> FlowModel {
     cfg.initial_expected_moves = 1.0;
     cfg.learn_log_z = learn_log_z;
     cfg.seed = 1;
-    FlowModel::new(cfg, DType::F32, &Device::Cpu).unwrap()
+    FlowModel::new(cfg, DType::F32, &test_device()).unwrap()
 }
 
 fn integral_g(model: &FlowModel, grid: &QuadratureGrid) -> f64 {
@@ -81,7 +81,7 @@ fn divergence_fm_lets_the_flow_mass_grow_while_stable_fm_keeps_it_bounded() {
     let cfg = StableFmConfig::default();
     let mut losses = Vec::new();
     for _ in 0..STEPS {
-        let nu = stable.manifold().sample_uniform(256, &mut r, DType::F32, &Device::Cpu).unwrap();
+        let nu = stable.manifold().sample_uniform(256, &mut r, DType::F32, &test_device()).unwrap();
         let value = stable_fm(&stable, &checkerboard, &nu, &cfg).unwrap();
         losses.push(value.to_host().unwrap().loss);
         opt.backward_step(&value.loss).unwrap();

@@ -7,6 +7,7 @@ use egf_loss::{
     trajectory_balance, trajectory_balance_on, AlphaKlConfig, BackwardGradient, Baseline, ElboConfig, ElboEstimator,
     LossError, Result, ReverseKlConfig, ScoreSurrogate, TrajectoryConfig,
 };
+use egf_manifold::test_device;
 
 use crate::common::*;
 
@@ -44,7 +45,7 @@ fn flow_model_objectives_reach_their_optimum_when_the_reward_is_t() {
         cfg.initial_expected_moves = 0.4;
         cfg.initial_log_z = log_z;
         cfg.seed = 3;
-        let model = egf_flow::FlowModel::new(cfg, DType::F64, &candle_core::Device::Cpu).unwrap();
+        let model = egf_flow::FlowModel::new(cfg, DType::F64, &test_device()).unwrap();
         let grid = egf_manifold::QuadratureGrid::torus_midpoint(2, 32).unwrap();
         assert_eq!(model.mass_report(&grid, 4096).unwrap().negative_mass, 0.0, "construction: t > 0");
         let reward = |x: &Tensor| -> Result<Tensor> { Ok(model.evaluate(x)?.t.detach().log()?) };
@@ -82,9 +83,9 @@ fn elbo_on_the_flow_model_is_finite_where_t_is_negative() {
     cfg.features = tiny_features();
     cfg.initial_expected_moves = 20.0; // g ≫ f_init: t < 0 somewhere
     cfg.seed = 5;
-    let model = egf_flow::FlowModel::new(cfg, DType::F64, &candle_core::Device::Cpu).unwrap();
+    let model = egf_flow::FlowModel::new(cfg, DType::F64, &test_device()).unwrap();
     let grid = egf_manifold::QuadratureGrid::torus_midpoint(2, 32).unwrap();
-    let (points, _) = grid.chunk_tensors(0, grid.len(), DType::F64, &candle_core::Device::Cpu).unwrap();
+    let (points, _) = grid.chunk_tensors(0, grid.len(), DType::F64, &test_device()).unwrap();
     let t = host(&model.evaluate(&points).unwrap().t);
     let worst = (0..t.len()).min_by(|a, b| t[*a].total_cmp(&t[*b])).unwrap();
     assert!(t[worst] < 0.0, "construction: t(x) = {} should be negative", t[worst]);

@@ -1,8 +1,9 @@
 //! KL-weakFM and ν_train.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use egf_flow::EgfModel;
 use egf_loss::{check_weak_fm_weight, kl_weak_fm, sample_nu_train, KlWeakFmConfig, LossError, NuTrainConfig};
+use egf_manifold::test_device;
 
 use crate::common::*;
 
@@ -99,7 +100,7 @@ fn extreme_flows_and_nonpositive_t_give_finite_loss_and_gradients() {
                 assert!(!bad.is_empty(), "construction: some t ≤ 0 when g is huge");
             }
             let idx: Vec<u32> = if bad.is_empty() { (0..8).collect() } else { bad };
-            let data = cand.index_select(&Tensor::new(idx.as_slice(), &Device::Cpu).unwrap(), 0).unwrap();
+            let data = cand.index_select(&Tensor::new(idx.as_slice(), &test_device()).unwrap(), 0).unwrap();
             let cfg = KlWeakFmConfig { epsilon: 1e-3, negative_weight: 5.0, outflow_weight: 0.1 };
             let value = kl_weak_fm(&model, &data, &cand, &cand, &cfg).unwrap();
             let d = value.to_host().unwrap();
