@@ -69,8 +69,11 @@ impl Trajectories {
 /// `log P_F(τ, x)` and `log P_B(τ | x)` of each trajectory, `(B,)` each, differentiable.
 #[derive(Clone, Debug)]
 pub struct TrajectoryLogProbs {
-    /// `log P_F(τ, x) = log q_init(s_0) + Σ_k log π_F(i_k | s_{k−1}) + log π_F(stop | x)
-    /// + Σ_k log |det D(Φ_{i_k}⁻¹)(s_k)|`, a density in `x` with respect to `λ`.
+    /// `log P_F(τ, x) = log q_init(s_0) + Σ_k log π_F(i_k | s_{k−1}) + log π_F(stop | x) +
+    /// Σ_k log |det D(Φ_{i_k}⁻¹)(s_k)|`, a density in `x` with respect to `λ`. For a
+    /// forward trajectory truncated at the cap the forced stop contributes 0 (it was
+    /// drawn with probability 1), so that `log_pf` is the log-density of the law the
+    /// capped sampler really drew the trajectory from.
     pub log_pf: Tensor,
     /// `log P_B(τ | x) = Σ_k log π_B(i_k | s_k) + log π_B(start | s_0)`; for a
     /// backward trajectory truncated at the cap the forced start contributes 0
@@ -122,8 +125,10 @@ pub fn trajectory_log_probs_with<M: EgfModel + ?Sized>(
             move_choice.push(i as u32);
             move_traj.push(t as u32);
         }
-        f_idx.push(((end - 1) * width) as u32);
-        f_traj.push(t as u32);
+        if !(traj.truncated[t] && traj.direction == Direction::Forward) {
+            f_idx.push(((end - 1) * width) as u32);
+            f_traj.push(t as u32);
+        }
         if !(traj.truncated[t] && traj.direction == Direction::Backward) {
             b_idx.push((start * width) as u32);
             b_traj.push(t as u32);

@@ -168,6 +168,8 @@ fn policy_model_trajectory_log_probs_match_brute_force() {
             .unwrap();
     let traj = out.trajectories.unwrap();
     assert!(traj.moves.len() > 10);
+    // some chains hit the cap: their forced stop must not be scored as a stop of the policy
+    assert!((1..traj.len()).contains(&traj.truncated_count()), "{} truncated", traj.truncated_count());
     let lp = trajectory_log_probs(&model, &traj).unwrap();
     let (pf, pb) = (host(&lp.log_pf), host(&lp.log_pb));
     let states = traj.states.to_vec2::<f64>().unwrap();
@@ -187,7 +189,9 @@ fn policy_model_trajectory_log_probs_match_brute_force() {
             // log |det D(Φ_i⁻¹)(s_k)| = −log |det DΦ_i(s_{k−1})|
             f -= model.family().member(i).log_det_forward_f64(&states[base + k]);
         }
-        f += policy_at(&states[base + len]).0[0];
+        if !traj.truncated[c] {
+            f += policy_at(&states[base + len]).0[0]; // a capped chain was stopped with probability 1
+        }
         b += policy_at(&states[base]).1[0];
         assert!((pf[c] - f).abs() < 1e-9, "chain {c}: log P_F {} vs {f}", pf[c]);
         assert!((pb[c] - b).abs() < 1e-9, "chain {c}: log P_B {} vs {b}", pb[c]);

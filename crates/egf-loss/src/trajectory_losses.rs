@@ -28,9 +28,9 @@ pub struct TrajectoryConfig {
     #[serde(default = "default_log_reward_floor")]
     pub log_reward_floor: f64,
     /// Whether trajectories stopped by the move cap enter the loss (default false:
-    /// their forced stop is not a stop of the policy, so `log P_F` is not the
-    /// log-probability they were drawn with — and for the flow model it is `−∞` where
-    /// `t ≤ 0`). They are counted in `truncated` either way.
+    /// their forced stop is not a stop of the policy, so they are draws of the capped
+    /// sampler, not of the model's `P_F`; their `log P_F` is that of the capped sampler,
+    /// without a stop term). They are counted in `truncated` either way.
     #[serde(default)]
     pub include_truncated: bool,
 }
