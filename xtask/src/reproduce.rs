@@ -31,14 +31,15 @@ pub fn run(args: &ReproduceArgs) -> Result<String> {
         Experiment::Rl => rl(args, &out)?,
         Experiment::Variational => variational(args, &out)?,
     };
+    // the command exactly as given, so that the table says how to make it again
+    let command: Vec<String> = std::env::args().skip(1).collect();
     let _ = writeln!(
         table,
-        "\nWall time {:.1} s on {} ({}), `cargo xtask reproduce {name}{}{}`.",
+        "\nWall time {:.1} s on {} ({}), `cargo xtask {}`.",
         started.elapsed().as_secs_f64(),
         args.device,
         hardware(),
-        if args.quick { " --quick" } else { "" },
-        args.seeds.map(|s| format!(" --seeds {s}")).unwrap_or_default()
+        command.join(" ")
     );
     std::fs::write(out.join("table.md"), &table)?;
     std::fs::write(out.join("results.csv"), csv)?;
@@ -187,7 +188,11 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
     }
     let mut table = format!(
         "# Earth data: test NLL (nats, lower is better){}\n\n{seeds} seed(s) per data set; mean ± std over seeds at the best-validation checkpoint. NLL of the proper reported density of spec section 7 (every test point counted, defensive weight 1e-3); IS NLL: importance-sampling estimate of what the sampler produces.\n\n",
-        if args.quick { " — QUICK (scaled-down) run, not comparable to the paper" } else { "" }
+        match (args.quick, args.steps) {
+            (true, _) => " — QUICK (scaled-down) run, not comparable to the paper".to_string(),
+            (false, Some(n)) => format!(" — {n} training steps per run (the configs' budget overridden by --steps)"),
+            (false, None) => String::new(),
+        }
     );
     table.push_str("| data set | test NLL | IS NLL | δ | t ≤ 0 (fraction) | mean moves | truncation | parameters | train time (s) |\n|---|---|---|---|---|---|---|---|---|\n");
     for (ds, c, params) in &rows {
