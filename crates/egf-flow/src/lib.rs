@@ -43,6 +43,6 @@ pub use model::{EgfModel, PolicyLogProbs};
 pub use policy_model::{PolicyModel, PolicyModelConfig};
 pub use sampler::{sample, sample_backward, SampleOutput, SamplerConfig};
 pub use trajectory::{
-    importance_log_density, trajectory_log_probs, trajectory_log_probs_with, Direction, LikelihoodEstimate,
-    Trajectories, TrajectoryLogProbs,
+    importance_log_density, trajectory_log_probs, trajectory_log_probs_detached, trajectory_log_probs_with, Direction,
+    LikelihoodEstimate, Trajectories, TrajectoryLogProbs,
 };

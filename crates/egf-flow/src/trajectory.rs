@@ -83,7 +83,7 @@ pub struct TrajectoryLogProbs {
 
 /// Computes [`TrajectoryLogProbs`] with one policy evaluation over all states (spec section 6).
 pub fn trajectory_log_probs<M: EgfModel + ?Sized>(model: &M, traj: &Trajectories) -> Result<TrajectoryLogProbs> {
-    trajectory_log_probs_with(model, traj, None)
+    log_probs_of(model, traj, PolicyEvaluation::Tracked)
 }
 
 /// [`trajectory_log_probs`] with the stop probability of the last state taken from
@@ -95,6 +95,71 @@ pub fn trajectory_log_probs_with<M: EgfModel + ?Sized>(
     traj: &Trajectories,
     stop_epsilon: Option<f64>,
 ) -> Result<TrajectoryLogProbs> {
+    match stop_epsilon {
+        Some(epsilon) => log_probs_of(model, traj, PolicyEvaluation::SmoothedStop(epsilon)),
+        None => log_probs_of(model, traj, PolicyEvaluation::Tracked),
+    }
+}
+
+/// [`trajectory_log_probs`] without gradients, for evaluation: the policy is
+/// evaluated on detached weights, `chunk` states at a time, so memory is bounded
+/// by the chunk whatever the trajectories' length (a tracked evaluation keeps
+/// every network activation of every state alive until the result is dropped:
+/// gigabytes for long chains).
+pub fn trajectory_log_probs_detached<M: EgfModel + ?Sized>(
+    model: &M,
+    traj: &Trajectories,
+    chunk: usize,
+) -> Result<TrajectoryLogProbs> {
+    if chunk == 0 {
+        return Err(FlowError::InvalidInput("trajectory_log_probs_detached: chunk must be ≥ 1".into()));
+    }
+    log_probs_of(model, traj, PolicyEvaluation::Detached { chunk })
+}
+
+/// How [`log_probs_of`] evaluates the policy over the states.
+#[derive(Clone, Copy, Debug)]
+enum PolicyEvaluation {
+    /// [`EgfModel::policy_log_probs`], differentiable.
+    Tracked,
+    /// [`EgfModel::policy_log_probs_smoothed_stop`] with this `ε`, differentiable.
+    SmoothedStop(f64),
+    /// [`EgfModel::policy_log_probs_detached`], this many states at a time.
+    Detached { chunk: usize },
+}
+
+fn policy_tables<M: EgfModel + ?Sized>(
+    model: &M,
+    states: &Tensor,
+    how: PolicyEvaluation,
+) -> Result<crate::model::PolicyLogProbs> {
+    match how {
+        PolicyEvaluation::Tracked => model.policy_log_probs(states),
+        PolicyEvaluation::SmoothedStop(epsilon) => model.policy_log_probs_smoothed_stop(states, epsilon),
+        PolicyEvaluation::Detached { chunk } => {
+            let n = states.dim(0)?;
+            if n <= chunk {
+                return model.policy_log_probs_detached(states);
+            }
+            let (mut forward, mut backward) = (Vec::new(), Vec::new());
+            for start in (0..n).step_by(chunk) {
+                let part = model.policy_log_probs_detached(&states.narrow(0, start, chunk.min(n - start))?)?;
+                forward.push(part.forward);
+                backward.push(part.backward);
+            }
+            Ok(crate::model::PolicyLogProbs {
+                forward: Tensor::cat(&forward, 0)?,
+                backward: Tensor::cat(&backward, 0)?,
+            })
+        }
+    }
+}
+
+fn log_probs_of<M: EgfModel + ?Sized>(
+    model: &M,
+    traj: &Trajectories,
+    how: PolicyEvaluation,
+) -> Result<TrajectoryLogProbs> {
     let b = traj.len();
     if b == 0 {
         return Err(FlowError::InvalidInput("empty batch of trajectories".into()));
@@ -102,10 +167,7 @@ pub fn trajectory_log_probs_with<M: EgfModel + ?Sized>(
     let device = traj.states.device();
     let family = model.family();
     let width = family.len() + 1;
-    let lp = match stop_epsilon {
-        Some(eps) => model.policy_log_probs_smoothed_stop(&traj.states, eps)?,
-        None => model.policy_log_probs(&traj.states)?,
-    };
+    let lp = policy_tables(model, &traj.states, how)?;
     let fwd = lp.forward.flatten_all()?;
     let bwd = lp.backward.flatten_all()?;
     // flat indices into the (N, 1+p) tables and the trajectory of each term
@@ -153,6 +215,9 @@ pub fn trajectory_log_probs_with<M: EgfModel + ?Sized>(
     Ok(TrajectoryLogProbs { log_pf, log_pb })
 }
 
+/// States per detached policy evaluation in [`importance_log_density`].
+const STATE_CHUNK: usize = 16_384;
+
 /// Result of [`importance_log_density`].
 #[derive(Clone, Debug)]
 pub struct LikelihoodEstimate {
@@ -171,7 +236,9 @@ pub struct LikelihoodEstimate {
 /// `τ_k` drawn by the backward kernel, at most `max_moves` moves each (a
 /// backward trajectory reaching the cap is forced to start, so the estimate is
 /// that of the chain truncated at `max_moves`). Points are processed in chunks of
-/// `chunk` so memory stays bounded. A lower bound in expectation; for the flow
+/// `chunk`, and the states of their trajectories evaluated on detached weights
+/// in chunks of 16 384, so memory stays bounded whatever the length
+/// of the trajectories. A lower bound in expectation; for the flow
 /// model with `t ≥ 0` it equals `log t(x) − log Z_init` for every `τ`.
 pub fn importance_log_density<M: EgfModel + ?Sized, R: rand::Rng + ?Sized>(
     model: &M,
@@ -196,8 +263,8 @@ pub fn importance_log_density<M: EgfModel + ?Sized, R: rand::Rng + ?Sized>(
         let traj = crate::sampler::sample_backward(model, &rep, max_moves, rng)?;
         truncated += traj.truncated_count();
         moves_total += traj.moves.len();
-        let lp = trajectory_log_probs(model, &traj)?;
-        let w = (lp.log_pf - lp.log_pb)?.detach().reshape((k, len))?;
+        let lp = trajectory_log_probs_detached(model, &traj, STATE_CHUNK)?;
+        let w = (lp.log_pf - lp.log_pb)?.reshape((k, len))?;
         parts.push((logsumexp(&w, 0)? - (k as f64).ln())?);
     }
     let log_density = Tensor::cat(&parts, 0)?;

@@ -10,8 +10,8 @@ use egf_diffeo::{DiffeoSpec, FamilySpec};
 use egf_flow::features::FeatureConfig;
 use egf_flow::network::{Activation, NetworkConfig};
 use egf_flow::{
-    importance_log_density, sample, sample_backward, trajectory_log_probs, EgfModel, PolicyModel, PolicyModelConfig,
-    SamplerConfig,
+    importance_log_density, sample, sample_backward, trajectory_log_probs, trajectory_log_probs_detached, EgfModel,
+    PolicyModel, PolicyModelConfig, SamplerConfig,
 };
 use egf_manifold::{test_device, Manifold, QuadratureGrid};
 use rand::SeedableRng;
@@ -140,11 +140,20 @@ fn backward_kernel_gives_zero_variance_importance_weights() {
     assert_eq!(traj.truncated_count(), 0);
     assert!(traj.moves.len() > 20, "backward trajectories must contain moves ({})", traj.moves.len());
     let lp = trajectory_log_probs(&model, &traj).unwrap();
-    let ratio = host(&(lp.log_pf - lp.log_pb).unwrap());
+    let ratio = host(&(&lp.log_pf - &lp.log_pb).unwrap());
     for (j, r) in ratio.iter().enumerate() {
         let expected = t[j % 64].ln(); // Z_init = 1
         assert!((r - expected).abs() < 1e-10, "trajectory {j}: {r} vs log t = {expected}");
     }
+    // the evaluation path: detached weights, states in chunks of 7 (not a divisor of their number)
+    let detached = trajectory_log_probs_detached(&model, &traj, 7).unwrap();
+    assert!(traj.states.dim(0).unwrap() % 7 != 0);
+    for (a, b) in [(&lp.log_pf, &detached.log_pf), (&lp.log_pb, &detached.log_pb)] {
+        for (x, y) in host(a).iter().zip(&host(b)) {
+            assert!((x - y).abs() < 1e-12, "tracked {x} vs detached {y}");
+        }
+    }
+    assert!(trajectory_log_probs_detached(&model, &traj, 0).is_err());
     let est = importance_log_density(&model, &x, 4, 50, 32, &mut rng).unwrap();
     for (e, tv) in host(&est.log_density).iter().zip(&t) {
         assert!((e - tv.ln()).abs() < 1e-10);

@@ -652,7 +652,7 @@ impl TrainConfig {
     /// grids of the comparison figure (`figure.json`) into `runs/demo`.
     pub fn demo() -> Self {
         let mut model = FlowModelConfig::new(Manifold::Torus { dim: 2 }, FamilySpec::torus_sl2z_irrational());
-        model.features = FeatureConfig { max_frequency: 4, frequencies: FrequencySet::Full };
+        model.features = FeatureConfig { max_frequency: 4, frequencies: FrequencySet::Full, sphere_octaves: 0 };
         model.network = NetworkConfig { width: 64, depth: 2, activation: Activation::Silu };
         model.outflow_link = OutflowLink::Exp;
         model.initial_expected_moves = 1.0;

@@ -51,7 +51,10 @@ fn features_summary(manifold: Manifold, features: &FeatureConfig) -> String {
             };
             format!("Fourier, max frequency {} ({set}), {dim} inputs", features.max_frequency)
         }
-        Manifold::Sphere { .. } => format!("unit vector, {dim} inputs"),
+        Manifold::Sphere { .. } if features.sphere_octaves == 0 => format!("unit vector, {dim} inputs"),
+        Manifold::Sphere { .. } => {
+            format!("unit vector + {} positional-encoding octaves, {dim} inputs", features.sphere_octaves)
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use egf_manifold::{test_device, Manifold};
 /// A small f64 flow model with random weights from `seed`.
 pub fn small_flow(manifold: Manifold, family: FamilySpec, seed: u64) -> FlowModel {
     let mut config = FlowModelConfig::new(manifold, family);
-    config.features = FeatureConfig { max_frequency: 2, frequencies: FrequencySet::Full };
+    config.features = FeatureConfig { max_frequency: 2, frequencies: FrequencySet::Full, ..FeatureConfig::default() };
     config.network = NetworkConfig { width: 16, depth: 2, activation: Activation::Tanh };
     config.seed = seed;
     FlowModel::new(config, DType::F64, &test_device()).unwrap()

@@ -19,7 +19,7 @@ pub fn tiny_network() -> NetworkConfig {
 }
 
 pub fn tiny_features() -> FeatureConfig {
-    FeatureConfig { max_frequency: 1, frequencies: FrequencySet::Full }
+    FeatureConfig { max_frequency: 1, frequencies: FrequencySet::Full, ..FeatureConfig::default() }
 }
 
 pub fn torus() -> Manifold {

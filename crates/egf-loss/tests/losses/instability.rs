@@ -23,7 +23,7 @@ fn checkerboard(x: &Tensor) -> Result<Tensor> {
 fn model(learn_log_z: bool) -> FlowModel {
     let mut cfg = FlowModelConfig::new(torus(), FamilySpec::torus_sl2z_irrational());
     cfg.network = NetworkConfig { width: 16, depth: 1, activation: Activation::Silu };
-    cfg.features = FeatureConfig { max_frequency: 2, frequencies: FrequencySet::Full };
+    cfg.features = FeatureConfig { max_frequency: 2, frequencies: FrequencySet::Full, ..FeatureConfig::default() };
     cfg.initial_expected_moves = 1.0;
     cfg.learn_log_z = learn_log_z;
     cfg.seed = 1;
