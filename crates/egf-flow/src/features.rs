@@ -7,7 +7,7 @@
 //! `cos(2^l π x_j)` of its ambient coordinates (continuous functions on `S^d`,
 //! since they are functions of the embedding). An MLP of the raw vector learns
 //! sharp densities slowly (it is biased towards low frequencies); the octaves
-//! give its first layer features that vary on the scale `2^(1−L)` rad.
+//! give its first layer features with periods down to `2^(2−L)` in the ambient coordinates.
 
 use candle_core::Tensor;
 use egf_manifold::tensor_util::tensor_from_f64;
