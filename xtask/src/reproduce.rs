@@ -142,10 +142,10 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
         }
         EARTH.iter().copied().filter(|d| args.datasets.iter().any(|a| a == d)).collect()
     };
-    let mut csv = String::from("dataset,seed,test_nll,importance_nll,negative_mass,fraction_t_nonpositive,mean_moves,truncation_rate,parameters,train_seconds,best_step\n");
+    let mut csv = String::from("dataset,seed,test_nll,importance_nll,negative_mass,fraction_t_nonpositive,mean_moves,truncation_rate,parameters,train_seconds,best_step,test_share_at_train_location\n");
     let mut rows = Vec::new();
     for ds in &datasets {
-        let mut cols: [Vec<f64>; 7] = Default::default();
+        let mut cols: [Vec<f64>; 8] = Default::default();
         let mut params = 0;
         for seed in 0..seeds as u64 {
             let mut config = load_config(args, &format!("earth-{ds}.toml"))?;
@@ -167,15 +167,24 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
             let is_nll = test.importance.as_ref().map(|i| i.nll).unwrap_or(f64::NAN);
             let (moves, trunc) =
                 test.sampler.as_ref().map(|s| (s.mean_moves, s.truncation_rate)).unwrap_or((f64::NAN, f64::NAN));
-            let values =
-                [test.nll, is_nll, test.negative_mass, test.fraction_nonpositive, moves, trunc, report.wall_seconds];
+            let at_train = test_share_at_train_location(&config)?;
+            let values = [
+                test.nll,
+                is_nll,
+                test.negative_mass,
+                test.fraction_nonpositive,
+                moves,
+                trunc,
+                report.wall_seconds,
+                at_train,
+            ];
             for (c, v) in cols.iter_mut().zip(values) {
                 c.push(v);
             }
             params = test.parameters;
             let _ = writeln!(
                 csv,
-                "{ds},{seed},{},{is_nll},{},{},{moves},{trunc},{},{},{}",
+                "{ds},{seed},{},{is_nll},{},{},{moves},{trunc},{},{},{},{at_train}",
                 test.nll,
                 test.negative_mass,
                 test.fraction_nonpositive,
@@ -194,17 +203,18 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
             (false, None) => String::new(),
         }
     );
-    table.push_str("| data set | test NLL | IS NLL | δ | t ≤ 0 (fraction) | mean moves | truncation | parameters | train time (s) |\n|---|---|---|---|---|---|---|---|---|\n");
+    table.push_str("| data set | test NLL | IS NLL | δ | t ≤ 0 (fraction) | mean moves | truncation | test at a training location | parameters | train time (s) |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for (ds, c, params) in &rows {
         let _ = writeln!(
             table,
-            "| {ds} | {} | {} | {} | {} | {} | {} | {params} | {} |",
+            "| {ds} | {} | {} | {} | {} | {} | {} | {} | {params} | {} |",
             fmt_ms(&c[0], 3),
             fmt_ms(&c[1], 3),
             fmt_ms(&c[2], 4),
             fmt_ms(&c[3], 4),
             fmt_ms(&c[4], 2),
             fmt_ms(&c[5], 4),
+            fmt_ms(&c[7], 3),
             fmt_ms(&c[6], 0)
         );
     }
@@ -223,9 +233,22 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
     let _ = writeln!(table, "| **egf (this run)** | {} |", ours.join(" | "));
     let _ = writeln!(
         table,
-        "\nFigures: `figures/earth-<data set>.png`, the reported density of the best checkpoint of seed 0 on a world map (log colour scale) with the test points."
+        "\n\"Test at a training location\": the share of test points whose coordinates occur exactly in the training set (repeated events at one place); a density can score on those by peaking sharply at training points.\n\nFigures: `figures/earth-<data set>.png`, the reported density of the best checkpoint of seed 0 on a world map (log colour scale) with the test points."
     );
     Ok((table, csv))
+}
+
+/// The share of the test points of `config`'s split whose location occurs exactly in its
+/// training set ([`egf_data::PointSet::count_located_in`]).
+fn test_share_at_train_location(config: &TrainConfig) -> Result<f64> {
+    let TaskConfig::Imitation(im) = &config.task else {
+        bail!("{}: the earth experiment needs an imitation task", config.name);
+    };
+    let data = egf_train::data::load_imitation_data(im, config.model.manifold, config.seed)?;
+    if data.test.is_empty() {
+        bail!("{}: the split leaves no test points", config.name);
+    }
+    Ok(data.test.count_located_in(&data.train)? as f64 / data.test.len() as f64)
 }
 
 /// Exact KL(target ‖ model) and TV on the model's picture grid, and t(0).
@@ -620,6 +643,9 @@ mod tests {
         let rows: Vec<&str> = csv.lines().collect();
         assert_eq!(rows.len(), 2, "{csv}");
         let nll: f64 = rows[1].split(',').nth(2).unwrap().parse().unwrap();
+        // 80 % of the volcano test points sit at a place with a training event
+        let at_train: f64 = rows[1].split(',').nth(11).unwrap().parse().unwrap();
+        assert!((0.5..=1.0).contains(&at_train), "share of test points at a training location {at_train}");
         // finite, and better than a wildly wrong model: uniform is log 4π ≈ 2.53
         assert!(nll.is_finite() && nll < 4.0, "test NLL {nll}");
         assert!(out.join("earth/configs/volcano-seed0.toml").exists());

@@ -1,5 +1,7 @@
 //! [`PointSet`]: a finite set of points on a manifold, stored row-major in `f64`.
 
+use std::collections::HashSet;
+
 use candle_core::{DType, Device, Tensor};
 use egf_manifold::tensor_util::{tensor_from_f64, tensor_to_f64_rows};
 use egf_manifold::Manifold;
@@ -129,6 +131,39 @@ impl PointSet {
         }
         Ok(Self { manifold: self.manifold, coords })
     }
+
+    /// Number of distinct locations among the points: points with identical coordinates
+    /// (compared exactly, `−0.0 = 0.0`) count once.
+    ///
+    /// The earth data repeat locations (a volcano erupts again at the same coordinates):
+    /// volcano has 827 events at 267 locations.
+    pub fn distinct_locations(&self) -> usize {
+        self.location_keys().collect::<HashSet<_>>().len()
+    }
+
+    /// Number of points of `self` whose location also occurs in `reference` (coordinates
+    /// compared exactly, `−0.0 = 0.0`).
+    ///
+    /// For a test set against its training set this is the number of test points a model
+    /// can score on by putting a sharp peak on a training point: 69 of the 82 volcano test
+    /// points of the seed-0 split have a twin in the training set. Errors when the two sets
+    /// live on different manifolds.
+    pub fn count_located_in(&self, reference: &PointSet) -> Result<usize> {
+        if self.manifold != reference.manifold {
+            return Err(DataError::invalid(
+                "reference point set",
+                format!("lives on {}, the points on {}", reference.manifold, self.manifold),
+            ));
+        }
+        let known: HashSet<Vec<u64>> = reference.location_keys().collect();
+        Ok(self.location_keys().filter(|k| known.contains(k)).count())
+    }
+
+    /// Exact keys of the locations: the bit patterns of the coordinates, with `−0.0`
+    /// mapped to `0.0` (all coordinates are finite).
+    fn location_keys(&self) -> impl Iterator<Item = Vec<u64>> + '_ {
+        self.iter().map(|x| x.iter().map(|v| (v + 0.0).to_bits()).collect())
+    }
 }
 
 #[cfg(test)]
@@ -165,5 +200,21 @@ mod tests {
         let back = PointSet::from_tensor(t2, &x).unwrap();
         assert!(back.coords().iter().zip(set.coords()).all(|(a, b)| (a - b).abs() < 1e-7));
         assert!(PointSet::empty(t2).is_empty());
+    }
+
+    #[test]
+    fn repeated_locations_are_counted_exactly() {
+        let t2 = Manifold::torus(2).unwrap();
+        // Points 0 and 2 coincide; -0.0 is the same location as 0.0; 1e-12 apart is not.
+        let set = PointSet::new(t2, vec![0.25, 0.5, 0.0, 0.5, 0.25, 0.5, -0.0, 0.5, 0.25, 0.5 + 1e-12]).unwrap();
+        assert_eq!(set.distinct_locations(), 3);
+        let reference = PointSet::new(t2, vec![0.0, 0.5, 0.75, 0.75]).unwrap();
+        assert_eq!(set.count_located_in(&reference).unwrap(), 2);
+        assert_eq!(reference.count_located_in(&set).unwrap(), 1);
+        assert_eq!(set.count_located_in(&PointSet::empty(t2)).unwrap(), 0);
+        assert_eq!(PointSet::empty(t2).distinct_locations(), 0);
+        let s2 = Manifold::sphere(2).unwrap();
+        let err = set.count_located_in(&PointSet::empty(s2)).unwrap_err().to_string();
+        assert!(err.contains("reference point set"), "{err}");
     }
 }

@@ -71,6 +71,24 @@ fn earth_files_load_with_the_published_counts() {
     assert!((lat - 31.8833).abs() < 1e-10 && (lon + 88.3364).abs() < 1e-10, "{lat}, {lon}");
 }
 
+/// Events repeat at one place (most of all volcanic eruptions); the counts are those of
+/// the distinct (latitude, longitude) pairs of the files.
+#[test]
+fn earth_files_repeat_locations() {
+    let dir = earth_dir();
+    let expected = [
+        (EarthDataset::Volcano, 267),
+        (EarthDataset::Earthquake, 5447),
+        (EarthDataset::Flood, 4861),
+        (EarthDataset::Fire, 12802),
+    ];
+    for (dataset, distinct) in expected {
+        let points = load_earth(&dir, dataset).unwrap();
+        assert_eq!(points.distinct_locations(), distinct, "{dataset}");
+        assert_eq!(points.count_located_in(&points).unwrap(), points.len(), "{dataset}");
+    }
+}
+
 #[test]
 fn earth_row_count_is_checked() {
     let dir = std::env::temp_dir().join(format!("egf-data-test-{}-earth", std::process::id()));
