@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor, Var};
 use egf_manifold::Manifold;
 
 use crate::{DiffeoError, Diffeomorphism, FamilySpec, Result};
@@ -21,9 +21,17 @@ pub struct Family {
 
 impl Family {
     /// Builds the family described by `spec` on `manifold`; fails if it is empty
-    /// or a map does not act on `manifold`.
+    /// or a map does not act on `manifold`. Learnable maps get `f64` variables on
+    /// the CPU; a model builds its family with [`from_spec_on`](Self::from_spec_on).
     pub fn from_spec(spec: &FamilySpec, manifold: Manifold) -> Result<Self> {
-        let members = spec.expanded().iter().map(|m| m.build(manifold)).collect::<Result<Vec<_>>>()?;
+        Self::from_spec_on(spec, manifold, DType::F64, &Device::Cpu)
+    }
+
+    /// [`from_spec`](Self::from_spec) with the variables of learnable maps of
+    /// `dtype` on `device`.
+    pub fn from_spec_on(spec: &FamilySpec, manifold: Manifold, dtype: DType, device: &Device) -> Result<Self> {
+        let members =
+            spec.expanded().iter().map(|m| m.build_on(manifold, dtype, device)).collect::<Result<Vec<_>>>()?;
         if members.is_empty() {
             return Err(DiffeoError::EmptyFamily);
         }
@@ -70,6 +78,18 @@ impl Family {
     /// family looks ergodic. Runs a Monte-Carlo walk of at most about 0.35 s (release build).
     pub fn ergodicity_warning(&self) -> Option<String> {
         crate::ergodicity::check(self)
+    }
+
+    /// The learnable parameters of the maps, named `family.map<i>.<name>` after the
+    /// map's 0-based index `i`; empty when every map is fixed.
+    pub fn parameters(&self) -> Vec<(String, Var)> {
+        let mut all = Vec::new();
+        for (i, m) in self.members.iter().enumerate() {
+            for (name, var) in m.parameters() {
+                all.push((format!("family.map{i}.{name}"), var));
+            }
+        }
+        all
     }
 
     /// Whether every map preserves `λ`.

@@ -13,6 +13,7 @@
 //! | [`TorusWarp`] | `T^d` | `x_j ↦ x_j + a_j sin(2π x_j)/(2π)` | `Σ_j log(1 + a_j cos 2π x_j)` |
 //! | [`SphereRotation`] | `S^d` | `R x`, `R ∈ SO(d+1)` | 0 |
 //! | [`SphereMobius`] | `S^d` | `(1−|w|²)/|x−w|² (x−w) − w` | `d log((1−|w|²)/|x−w|²)` |
+//! | [`LearnableSphereMobius`] | `S^d` | the same, `w = v/√(1+|v|²)` with `v` learned | the same |
 //!
 //! Every map works batched on candle tensors of shape `(n, ambient_dim)` on any
 //! device and has an exact `f64` reference. Families are described by the
@@ -33,6 +34,6 @@ mod traits;
 pub use error::{DiffeoError, Result};
 pub use family::Family;
 pub use spec::{DiffeoSpec, FamilySpec, Preset};
-pub use sphere::{SphereMobius, SphereRotation};
+pub use sphere::{LearnableSphereMobius, SphereMobius, SphereRotation};
 pub use torus::{TorusAffine, TorusShear, TorusTranslation, TorusWarp};
 pub use traits::Diffeomorphism;

@@ -8,17 +8,19 @@
 //! [[family.maps]]
 //! kind = "sphere_mobius"
 //! center = [0.0, 0.0, 0.3]
+//! learnable = true   # optional: w is trained with the model, starting here
 //! ```
 
 use std::f64::consts::SQRT_2;
 use std::sync::Arc;
 
+use candle_core::{DType, Device};
 use egf_manifold::Manifold;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DiffeoError, Diffeomorphism, Result, SphereMobius, SphereRotation, TorusAffine, TorusShear, TorusTranslation,
-    TorusWarp,
+    DiffeoError, Diffeomorphism, LearnableSphereMobius, Result, SphereMobius, SphereRotation, TorusAffine, TorusShear,
+    TorusTranslation, TorusWarp,
 };
 
 /// One diffeomorphism, by kind and parameters (see the crate docs for the formulas).
@@ -69,16 +71,26 @@ pub enum DiffeoSpec {
         /// Angle in radians.
         angle: f64,
     },
-    /// [`SphereMobius`] with parameter `w`.
+    /// [`SphereMobius`] with parameter `w`, or with `learnable = true` a
+    /// [`LearnableSphereMobius`] starting at `w`.
     SphereMobius {
-        /// `w`, `|w| < 1`.
+        /// `w`, `|w| < 1` (the initial value when learnable).
         center: Vec<f64>,
+        /// Whether `w` is trained with the model.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        learnable: bool,
     },
 }
 
 impl DiffeoSpec {
-    /// Builds the map and checks that it acts on `manifold`.
+    /// Builds the map and checks that it acts on `manifold`; the variables of a
+    /// learnable map are `f64` on the CPU (see [`build_on`](Self::build_on)).
     pub fn build(&self, manifold: Manifold) -> Result<Arc<dyn Diffeomorphism>> {
+        self.build_on(manifold, DType::F64, &Device::Cpu)
+    }
+
+    /// [`build`](Self::build) with the variables of a learnable map of `dtype` on `device`.
+    pub fn build_on(&self, manifold: Manifold, dtype: DType, device: &Device) -> Result<Arc<dyn Diffeomorphism>> {
         let map: Arc<dyn Diffeomorphism> = match self {
             DiffeoSpec::TorusTranslation { shift } => Arc::new(TorusTranslation::new(shift.clone())?),
             DiffeoSpec::TorusAffine { matrix, shift } => Arc::new(TorusAffine::new(matrix, shift.clone())?),
@@ -88,7 +100,10 @@ impl DiffeoSpec {
             DiffeoSpec::TorusWarp { amplitudes } => Arc::new(TorusWarp::new(amplitudes.clone())?),
             DiffeoSpec::SphereRotation { matrix } => Arc::new(SphereRotation::new(matrix)?),
             DiffeoSpec::SphereAxisRotation { axis, angle } => Arc::new(SphereRotation::about_axis(*axis, *angle)?),
-            DiffeoSpec::SphereMobius { center } => Arc::new(SphereMobius::new(center.clone())?),
+            DiffeoSpec::SphereMobius { center, learnable: false } => Arc::new(SphereMobius::new(center.clone())?),
+            DiffeoSpec::SphereMobius { center, learnable: true } => {
+                Arc::new(LearnableSphereMobius::new(center.clone(), dtype, device)?)
+            }
         };
         if map.manifold() != manifold {
             return Err(DiffeoError::ManifoldMismatch {

@@ -1,6 +1,6 @@
 //! Diffeomorphisms of the unit sphere `S^d ⊂ R^(d+1)`.
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor, Var};
 use egf_manifold::tensor_util::tensor_from_f64;
 use egf_manifold::Manifold;
 use nalgebra::{DMatrix, Rotation3, Unit, Vector3};
@@ -175,12 +175,7 @@ impl SphereMobius {
     fn apply(&self, x: &Tensor, sign: f64) -> Result<(Tensor, Tensor)> {
         let w: Vec<f64> = self.center.iter().map(|c| sign * c).collect();
         let w = tensor_from_f64(w, &[1, self.center.len()], x.dtype(), x.device())?;
-        let u = x.broadcast_sub(&w)?;
-        let u2 = u.sqr()?.sum_keepdim(1)?;
-        let scale = (u2.recip()? * (1.0 - self.r2()))?;
-        let y = u.broadcast_mul(&scale)?.broadcast_sub(&w)?;
-        let log_det = (scale.log()? * self.dim() as f64)?.squeeze(1)?;
-        Ok((y, log_det))
+        mobius(x, &w, self.dim())
     }
 
     fn apply_f64(&self, x: &[f64], sign: f64) -> (Vec<f64>, f64) {
@@ -223,6 +218,111 @@ impl Diffeomorphism for SphereMobius {
         self.apply_f64(x, 1.0).1
     }
     fn spec(&self) -> DiffeoSpec {
-        DiffeoSpec::SphereMobius { center: self.center.clone() }
+        DiffeoSpec::SphereMobius { center: self.center.clone(), learnable: false }
+    }
+}
+
+/// `M_w(x)` and `log |det DM_w(x)|` for a `(1, d + 1)` tensor `w` with `|w| < 1`,
+/// differentiable with respect to `x` and `w`.
+fn mobius(x: &Tensor, w: &Tensor, dim: usize) -> Result<(Tensor, Tensor)> {
+    let u = x.broadcast_sub(w)?;
+    let u2 = u.sqr()?.sum_keepdim(1)?;
+    let one_minus_r2 = (w.sqr()?.sum_keepdim(1)?.neg()? + 1.0)?;
+    let scale = u2.recip()?.broadcast_mul(&one_minus_r2)?;
+    let y = u.broadcast_mul(&scale)?.broadcast_sub(w)?;
+    let log_det = (scale.log()? * dim as f64)?.squeeze(1)?;
+    Ok((y, log_det))
+}
+
+/// A [`SphereMobius`] map whose parameter is learned with the model:
+/// `w = v / √(1 + |v|²)` for an unconstrained candle variable `v ∈ R^(d+1)`, so that
+/// `|w| < 1` whatever the optimizer does. Built at `w_0` by `v_0 = w_0 / √(1 − |w_0|²)`.
+///
+/// The batched methods are differentiable with respect to `v`: the star inflow
+/// `h(y) = Σ_i α_i(Φ_i⁻¹ y) g(Φ_i⁻¹ y) |det D(Φ_i⁻¹)(y)|` (spec section 3) depends on `w`
+/// through the preimage and the Jacobian, and the mass identity `∫ h = ∫ g` holds for every
+/// `w`, so the flow-matching losses train `w` with exact gradients. The `_f64` references
+/// read the current value of `v` (a host copy per call).
+#[derive(Clone, Debug)]
+pub struct LearnableSphereMobius {
+    v: Var,
+}
+
+impl LearnableSphereMobius {
+    /// Learnable Möbius map starting at `w_0 = center` (`|w_0| < 1`, as [`SphereMobius::new`]),
+    /// with its variable of `dtype` on `device`.
+    pub fn new(center: Vec<f64>, dtype: DType, device: &Device) -> Result<Self> {
+        let start = SphereMobius::new(center)?;
+        let stretch = (1.0 - start.r2()).sqrt().recip();
+        let v0: Vec<f64> = start.center.iter().map(|w| w * stretch).collect();
+        let v = Var::from_tensor(&tensor_from_f64(v0, &[1, start.center.len()], dtype, device)?)?;
+        Ok(Self { v })
+    }
+
+    /// The variable `v`, shape `(1, d + 1)`.
+    pub fn variable(&self) -> &Var {
+        &self.v
+    }
+
+    /// The current `w = v / √(1 + |v|²)`, in `f64`.
+    pub fn center(&self) -> Result<Vec<f64>> {
+        let v: Vec<f64> = self.v.as_tensor().to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+        let stretch = (1.0 + v.iter().map(|c| c * c).sum::<f64>()).sqrt().recip();
+        Ok(v.iter().map(|c| c * stretch).collect())
+    }
+
+    /// The fixed map at the current `w`.
+    ///
+    /// # Panics
+    /// When `v` cannot be read (a device failure) or has become non-finite.
+    pub fn current(&self) -> SphereMobius {
+        let w = self.center().expect("reading the Möbius parameter");
+        SphereMobius::new(w).expect("a finite v gives |w| < 1")
+    }
+
+    /// `M_(s·w)(x)` and its log-determinant for `s = ±1`, tracked through `v`.
+    fn apply(&self, x: &Tensor, sign: f64) -> Result<(Tensor, Tensor)> {
+        let v = self.v.as_tensor().to_dtype(x.dtype())?;
+        let w = v.broadcast_div(&(v.sqr()?.sum_keepdim(1)? + 1.0)?.sqrt()?)?;
+        let w = if sign < 0.0 { w.neg()? } else { w };
+        mobius(x, &w, self.v.dim(1)? - 1)
+    }
+}
+
+impl Diffeomorphism for LearnableSphereMobius {
+    fn manifold(&self) -> Manifold {
+        Manifold::Sphere { dim: self.v.dims()[1] - 1 }
+    }
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.apply(x, 1.0)?.0)
+    }
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        Ok(self.apply(y, -1.0)?.0)
+    }
+    fn log_det_forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.apply(x, 1.0)?.1)
+    }
+    fn is_volume_preserving(&self) -> bool {
+        false
+    }
+    fn inverse_with_log_det(&self, y: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let (x, ld) = self.apply(y, -1.0)?;
+        Ok((x, Some(ld)))
+    }
+    fn forward_f64(&self, x: &[f64]) -> Vec<f64> {
+        self.current().forward_f64(x)
+    }
+    fn inverse_f64(&self, y: &[f64]) -> Vec<f64> {
+        self.current().inverse_f64(y)
+    }
+    fn log_det_forward_f64(&self, x: &[f64]) -> f64 {
+        self.current().log_det_forward_f64(x)
+    }
+    fn parameters(&self) -> Vec<(&'static str, Var)> {
+        vec![("v", self.v.clone())]
+    }
+    /// The current `w` as `center`, with `learnable = true`.
+    fn spec(&self) -> DiffeoSpec {
+        DiffeoSpec::SphereMobius { center: self.current().center, learnable: true }
     }
 }

@@ -1,6 +1,6 @@
 //! The [`Diffeomorphism`] trait.
 
-use candle_core::Tensor;
+use candle_core::{Tensor, Var};
 use egf_manifold::Manifold;
 
 use crate::{DiffeoSpec, Result};
@@ -60,6 +60,13 @@ pub trait Diffeomorphism: Send + Sync + std::fmt::Debug {
     /// Exact `log |det DΦ(x)|` on one point.
     fn log_det_forward_f64(&self, x: &[f64]) -> f64;
 
-    /// The serializable description that rebuilds this map.
+    /// The learnable parameters of the map, by name (candle variables the batched
+    /// methods are differentiable in); empty for a fixed map.
+    fn parameters(&self) -> Vec<(&'static str, Var)> {
+        Vec::new()
+    }
+
+    /// The serializable description that rebuilds this map (with its current
+    /// parameters, for a learnable map).
     fn spec(&self) -> DiffeoSpec;
 }

@@ -107,7 +107,7 @@ fn sphere_spec() -> FamilySpec {
     FamilySpec {
         preset: Some(Preset::SphereAxisRotations { angle: FRAC_PI_4 }),
         maps: vec![
-            DiffeoSpec::SphereMobius { center: vec![0.1, -0.2, 0.3] },
+            DiffeoSpec::SphereMobius { center: vec![0.1, -0.2, 0.3], learnable: false },
             DiffeoSpec::SphereRotation { matrix: vec![vec![0.0, -1.0, 0.0], vec![1.0, 0.0, 0.0], vec![0.0, 0.0, 1.0]] },
             DiffeoSpec::SphereAxisRotation { axis: [1.0, 1.0, 0.0], angle: 0.5 },
         ],
@@ -177,7 +177,10 @@ fn families_check_the_manifold() {
     let e = Family::from_spec(&FamilySpec::default(), Manifold::torus(2).unwrap()).unwrap_err();
     assert!(matches!(e, DiffeoError::EmptyFamily));
     // invalid parameters inside a spec surface as the constructor's error
-    let spec = FamilySpec { preset: None, maps: vec![DiffeoSpec::SphereMobius { center: vec![0.0, 0.0, 2.0] }] };
+    let spec = FamilySpec {
+        preset: None,
+        maps: vec![DiffeoSpec::SphereMobius { center: vec![0.0, 0.0, 2.0], learnable: false }],
+    };
     let e = Family::from_spec(&spec, Manifold::sphere(2).unwrap()).unwrap_err().to_string();
     assert!(e.contains("|w| = 2"), "{e}");
     let e = Family::from_spec(&FamilySpec::sphere_axis_rotations(f64::NAN), Manifold::sphere(2).unwrap()).unwrap_err();

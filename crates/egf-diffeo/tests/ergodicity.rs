@@ -126,8 +126,8 @@ fn early_stop_shortens_the_run_of_a_mixing_family() {
 fn non_isometric_families_are_compared_with_a_uniform_start_chain() {
     let base = FamilySpec::sphere_axis_rotations(FRAC_PI_4);
     let mut spec = base.clone();
-    spec.maps.push(DiffeoSpec::SphereMobius { center: vec![0.0, 0.0, 0.3] });
-    spec.maps.push(DiffeoSpec::SphereMobius { center: vec![0.0, 0.0, -0.3] });
+    spec.maps.push(DiffeoSpec::SphereMobius { center: vec![0.0, 0.0, 0.3], learnable: false });
+    spec.maps.push(DiffeoSpec::SphereMobius { center: vec![0.0, 0.0, -0.3], learnable: false });
     let config = ErgodicityConfig { walkers: 10_000, max_steps: 60, ..ErgodicityConfig::default() };
     let r = diagnose(&Family::from_spec(&spec, s2()).unwrap(), &config).unwrap();
     assert_eq!(r.reference, Reference::UniformStartChain);
@@ -136,8 +136,8 @@ fn non_isometric_families_are_compared_with_a_uniform_start_chain() {
     // M_w and M_(−w) alone move points along the great circles through ±w/|w|: no mixing
     let hyperbolic = family(
         vec![
-            DiffeoSpec::SphereMobius { center: vec![0.0, 0.0, 0.5] },
-            DiffeoSpec::SphereMobius { center: vec![0.0, 0.0, -0.5] },
+            DiffeoSpec::SphereMobius { center: vec![0.0, 0.0, 0.5], learnable: false },
+            DiffeoSpec::SphereMobius { center: vec![0.0, 0.0, -0.5], learnable: false },
         ],
         s2(),
     );
@@ -148,7 +148,7 @@ fn non_isometric_families_are_compared_with_a_uniform_start_chain() {
     // populations collapse there, the TV vanishes, but the support test fails
     // (w in general position, so that −w/|w| lies inside one cell)
     let w: Vec<f64> = generic_point(s2()).iter().map(|c| 0.7 * c).collect();
-    let collapse = family(vec![DiffeoSpec::SphereMobius { center: w }], s2());
+    let collapse = family(vec![DiffeoSpec::SphereMobius { center: w, learnable: false }], s2());
     let r = diagnose(&collapse, &config).unwrap();
     assert!(r.final_tv < 0.05 && r.reference_support < 0.1 && !r.looks_ergodic, "{}", r.summary());
 }

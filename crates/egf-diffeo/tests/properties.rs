@@ -113,7 +113,7 @@ fn mobius(c: usize) -> BoxedStrategy<MapCase> {
             } else {
                 v.iter().map(|a| r * a / n).collect()
             };
-            sphere_case(DiffeoSpec::SphereMobius { center }, c)
+            sphere_case(DiffeoSpec::SphereMobius { center, learnable: false }, c)
         })
         .boxed()
 }

@@ -164,10 +164,17 @@ impl FlowModel {
     /// A freshly initialized model (weights from `config.seed`).
     pub fn new(config: FlowModelConfig, dtype: DType, device: &Device) -> Result<Self> {
         config.validate()?;
-        let family = Family::from_spec(&config.family, config.manifold)?;
+        let family = Family::from_spec_on(&config.family, config.manifold, dtype, device)?;
         let features = FeatureMap::new(config.manifold, &config.features)?;
         let p = family.len();
         let vars = VarMap::new();
+        {
+            // the parameters of learnable maps are trained and saved with the network
+            let mut data = vars.data().lock().expect("var map lock");
+            for (name, var) in family.parameters() {
+                data.insert(name, var);
+            }
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let vol = config.manifold.volume();
         // g ≈ moves · f_init at initialization, uniform α
@@ -200,7 +207,9 @@ impl FlowModel {
         &mut self.vars
     }
 
-    /// The network variables, without `log_z`, in a deterministic (name) order.
+    /// The trainable variables but `log_z`, in a deterministic (name) order: the
+    /// network's (`net.*`) and those of learnable maps (`family.map<i>.*`, see
+    /// [`Family::parameters`]).
     pub fn network_vars(&self) -> Vec<(String, Var)> {
         sorted_vars(&self.vars).into_iter().filter(|(n, _)| n != "log_z").collect()
     }
@@ -210,7 +219,8 @@ impl FlowModel {
         self.vars.data().lock().expect("var map lock").get("log_z").expect("log_z exists").clone()
     }
 
-    /// Number of scalar parameters of the network (and `log Z_init` when learned).
+    /// Number of scalar parameters: the network's, those of learnable maps, and
+    /// `log Z_init` when learned.
     pub fn parameter_count(&self) -> usize {
         self.network_vars().iter().map(|(_, v)| v.elem_count()).sum::<usize>() + usize::from(self.config.learn_log_z)
     }
@@ -258,6 +268,8 @@ impl FlowModel {
         }
         let p = self.family.len();
         let (pre, log_det) = self.family.preimages(y)?;
+        // learnable maps make the preimages depend on their variables
+        let (pre, log_det) = if track { (pre, log_det) } else { (pre.detach(), log_det.map(|l| l.detach())) };
         let all = Tensor::cat(&[y, &pre], 0)?;
         let out = self.outflow_with(&all, track)?;
         let log_g = out.log_g.narrow(0, 0, n)?;

@@ -86,6 +86,15 @@ impl PolicyModel {
             });
         }
         let family = Family::from_spec(&config.family, config.manifold)?;
+        if !family.parameters().is_empty() {
+            return Err(crate::FlowError::InvalidConfig {
+                field: "family".into(),
+                reason: "learnable maps need the flow parameterization (FlowModel): the policy \
+                         parameterization trains on sampled trajectories, whose states do not follow \
+                         a change of the maps"
+                    .into(),
+            });
+        }
         let features = FeatureMap::new(config.manifold, &config.features)?;
         let p = family.len();
         let vars = VarMap::new();

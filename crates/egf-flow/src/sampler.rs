@@ -173,7 +173,8 @@ pub fn sample<M: EgfModel + ?Sized, R: Rng + ?Sized>(
         }
         let device = cur.device().clone();
         let moving = cur.index_select(&Tensor::new(keep_pos, &device)?, 0)?;
-        cur = model.family().apply_chosen(&moving, &Tensor::new(keep_choice, &device)?)?;
+        // detached: a learnable map would otherwise chain every step into one graph
+        cur = model.family().apply_chosen(&moving, &Tensor::new(keep_choice, &device)?)?.detach();
         active = next_active;
         step += 1;
     }
@@ -242,7 +243,7 @@ pub fn sample_backward<M: EgfModel + ?Sized, R: Rng + ?Sized>(
         }
         let device = cur.device().clone();
         let moving = cur.index_select(&Tensor::new(keep_pos, &device)?, 0)?;
-        cur = model.family().invert_chosen(&moving, &Tensor::new(keep_choice, &device)?)?.0;
+        cur = model.family().invert_chosen(&moving, &Tensor::new(keep_choice, &device)?)?.0.detach();
         active = next_active;
         step += 1;
     }

@@ -209,6 +209,7 @@ fn log_probs_of<M: EgfModel + ?Sized>(
     if !family.is_volume_preserving() && !move_rows.is_empty() {
         let states = traj.states.index_select(&Tensor::new(move_rows, device)?, 0)?;
         let (_, ld) = family.invert_chosen(&states, &Tensor::new(move_choice, device)?)?;
+        let ld = if matches!(how, PolicyEvaluation::Detached { .. }) { ld.detach() } else { ld };
         let zeros = Tensor::zeros(b, ld.dtype(), device)?;
         log_pf = (log_pf + zeros.index_add(&Tensor::new(move_traj, device)?, &ld, 0)?)?;
     }

@@ -18,8 +18,8 @@ fn shear_family() -> FamilySpec {
 
 fn mobius_family() -> FamilySpec {
     let mut f = FamilySpec::sphere_axis_rotations(std::f64::consts::FRAC_PI_4);
-    f.maps.push(DiffeoSpec::SphereMobius { center: vec![0.2, -0.1, 0.3] });
-    f.maps.push(DiffeoSpec::SphereMobius { center: vec![-0.2, 0.1, -0.3] });
+    f.maps.push(DiffeoSpec::SphereMobius { center: vec![0.2, -0.1, 0.3], learnable: false });
+    f.maps.push(DiffeoSpec::SphereMobius { center: vec![-0.2, 0.1, -0.3], learnable: false });
     f
 }
 

@@ -126,8 +126,8 @@ fn sampler_is_reproducible_and_counts_truncation_and_defensive_draws() {
 #[test]
 fn backward_kernel_gives_zero_variance_importance_weights() {
     let mut family = FamilySpec::sphere_axis_rotations(std::f64::consts::FRAC_PI_4);
-    family.maps.push(DiffeoSpec::SphereMobius { center: vec![0.1, 0.2, -0.3] });
-    family.maps.push(DiffeoSpec::SphereMobius { center: vec![-0.1, -0.2, 0.3] });
+    family.maps.push(DiffeoSpec::SphereMobius { center: vec![0.1, 0.2, -0.3], learnable: false });
+    family.maps.push(DiffeoSpec::SphereMobius { center: vec![-0.1, -0.2, 0.3], learnable: false });
     let model = small_flow(Manifold::sphere(2).unwrap(), family, 21);
     // g between 0.2 and 0.6 f_init·(max Jacobian of Möbius ≤ (1.37/0.63)²) keeps t > 0
     shape_outflow(&model, 0.05, (0.12 / (4.0 * std::f64::consts::PI)).ln());

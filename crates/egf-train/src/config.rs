@@ -606,6 +606,20 @@ impl TrainConfig {
                     ));
                 }
                 validate_reward_loss(&rw.loss)?;
+                if !family.parameters().is_empty()
+                    && !matches!(rw.loss, RewardLoss::StableFm(_) | RewardLoss::DivergenceFm(_))
+                {
+                    return Err(TrainError::config(
+                        "model.family",
+                        format!(
+                            "learnable maps train with the losses that evaluate the flow at points \
+                             (kl_weak_fm, stable_fm, divergence_fm), not with `{}`: a trajectory \
+                             objective would need the gradient of its sampled states with respect \
+                             to the maps",
+                            rw.loss.kind_name()
+                        ),
+                    ));
+                }
                 let samplable =
                     rw.reward.normalized_target().map_err(|e| TrainError::config("task.reward", e.to_string()))?;
                 if rw.loss.needs_target_samples() && samplable.is_none() {

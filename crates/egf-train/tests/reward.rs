@@ -114,6 +114,26 @@ fn reward_config_errors_name_the_field() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("qq"), "{err}");
+    // learnable maps train with the losses that evaluate the flow at points only
+    let mut c = reward_config("reward_cfg", "{ kind = \"trajectory_balance\" }", 5);
+    for o in [
+        "model.manifold={kind=\"sphere\", dim=2}",
+        "model.features={}",
+        "model.family={maps=[{kind=\"sphere_axis_rotation\", axis=[0.0, 0.0, 1.0], angle=0.7}, \
+         {kind=\"sphere_mobius\", center=[0.3, 0.0, 0.0], learnable=true}]}",
+        "task.reward={kind=\"vmf_mixture\"}",
+    ] {
+        c.apply_override(o).unwrap();
+    }
+    match c.validate().unwrap_err() {
+        TrainError::Config { field, reason } => {
+            assert_eq!(field, "model.family");
+            assert!(reason.contains("trajectory_balance"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    c.apply_override("task.loss={kind=\"stable_fm\"}").unwrap();
+    c.validate().unwrap();
     let c = reward_config("reward_cfg", "{ kind = \"trajectory_balance\" }", 5);
     match &c.task {
         TaskConfig::Reward(r) => assert!(matches!(r.loss, RewardLoss::TrajectoryBalance(_))),

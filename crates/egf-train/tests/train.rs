@@ -3,8 +3,11 @@
 
 use std::path::PathBuf;
 
+use egf_diffeo::DiffeoSpec;
+use egf_flow::EgfModel;
 use egf_manifold::{test_device, test_device_spec};
-use egf_train::{train, RunOptions, TrainConfig};
+use egf_train::checkpoint::model_dir;
+use egf_train::{checkpoint_dir, train, CheckpointKind, RunOptions, TrainConfig};
 
 fn tmp_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("egf-train-tests").join(name);
@@ -158,20 +161,30 @@ fn earth_dir() -> PathBuf {
     }
 }
 
-#[test]
-fn volcano_run_beats_the_uniform_density_on_the_sphere() {
-    let mut c = tiny("volcano", 150);
+/// A tiny run of `steps` steps on the volcano data with the family override `family`.
+fn tiny_volcano(name: &str, steps: usize, family: &str) -> TrainConfig {
+    let mut c = tiny(name, steps);
     let data =
         format!("task.data={{source=\"earth\", dataset=\"volcano\", data_dir={:?}}}", earth_dir().to_string_lossy());
     for o in [
         "model.manifold={kind=\"sphere\", dim=2}",
-        "model.family={preset={name=\"sphere_axis_rotations\", angle=0.7853981633974483}}",
+        family,
         data.as_str(),
         "eval_interval=75",
         "eval.quadrature_resolution=24",
     ] {
         c.apply_override(o).unwrap();
     }
+    c
+}
+
+#[test]
+fn volcano_run_beats_the_uniform_density_on_the_sphere() {
+    let c = tiny_volcano(
+        "volcano",
+        150,
+        "model.family={preset={name=\"sphere_axis_rotations\", angle=0.7853981633974483}}",
+    );
     let report = train(&c, &RunOptions { quiet: true, ..Default::default() }).unwrap();
     let uniform = (4.0 * std::f64::consts::PI).ln();
     let best = report.best_validation.unwrap();
@@ -180,4 +193,34 @@ fn volcano_run_beats_the_uniform_density_on_the_sphere() {
     let test = report.test.unwrap();
     assert_eq!(test.points, 82);
     assert!(test.nll.is_finite());
+}
+
+/// Learnable Möbius maps train with the network: their parameters move away from
+/// the start, the run beats the uniform density, and the checkpoint carries them.
+#[test]
+fn learnable_mobius_maps_train_on_volcano() {
+    let c = tiny_volcano(
+        "volcano_learnable",
+        150,
+        "model.family={preset={name=\"sphere_axis_rotations\", angle=0.7853981633974483}, maps=[\
+         {kind=\"sphere_mobius\", center=[0.0, 0.0, 0.5], learnable=true}, \
+         {kind=\"sphere_mobius\", center=[0.0, 0.0, -0.5], learnable=true}]}",
+    );
+    let report = train(&c, &RunOptions { quiet: true, ..Default::default() }).unwrap();
+    let uniform = (4.0 * std::f64::consts::PI).ln();
+    let best = report.best_validation.unwrap();
+    assert!(best < uniform - 0.1, "validation NLL {best} vs uniform {uniform}");
+    let dir = model_dir(&checkpoint_dir(&c.output_dir, CheckpointKind::Last));
+    let model = egf_flow::load_flow_model(&dir, &test_device()).unwrap();
+    for (member, start) in [(6, [0.0, 0.0, 0.5]), (7, [0.0, 0.0, -0.5])] {
+        let DiffeoSpec::SphereMobius { center, learnable: true } = model.family().member(member).spec() else {
+            panic!("member {member} is not a learnable Möbius map");
+        };
+        let moved = center.iter().zip(start).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+        let radius = center.iter().map(|a| a * a).sum::<f64>().sqrt();
+        println!("map {member}: w = {center:?}, moved {moved}");
+        assert!(moved > 1e-3 && radius < 1.0, "map {member}: w = {center:?} from {start:?}");
+    }
+    let test = report.test.unwrap();
+    assert!(test.nll.is_finite() && test.negative_mass.is_finite());
 }

@@ -105,6 +105,23 @@ pub fn run(args: InfoArgs) -> Result<()> {
             rows.push(("outflow link".into(), link));
             rows.push(("parameters".into(), m.parameter_count().to_string()));
             rows.push(("learned log Z_init".into(), c.learn_log_z.to_string()));
+            let learned: Vec<(usize, DiffeoSpec)> = m
+                .family()
+                .members()
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !d.parameters().is_empty())
+                .map(|(i, d)| (i, d.spec()))
+                .collect();
+            if !learned.is_empty() {
+                let text: Vec<String> = learned
+                    .iter()
+                    .map(|(i, d)| format!("map {i}: {}", serde_json::to_string(d).unwrap_or_default()))
+                    .collect();
+                rows.push(("learned maps (now)".into(), text.join("; ")));
+                out["learned_maps"] =
+                    json!(learned.iter().map(|(i, d)| json!({"index": i, "map": d})).collect::<Vec<_>>());
+            }
             out["parameterization"] = json!("flow");
             out["config"] = serde_json::to_value(c)?;
             out["parameters"] = json!(m.parameter_count());
@@ -149,7 +166,14 @@ pub fn run(args: InfoArgs) -> Result<()> {
         rows.push(("run directory".into(), run.display().to_string()));
     }
     if args.ergodicity {
-        let family = Family::from_spec(family_spec, manifold)?;
+        // the maps as they are now (learnable maps at their learned parameters)
+        let family = match &model {
+            SavedModel::Flow(m) => {
+                let maps = m.family().members().iter().map(|d| d.spec()).collect();
+                Family::from_spec(&FamilySpec { preset: None, maps }, manifold)?
+            }
+            SavedModel::Policy(_) => Family::from_spec(family_spec, manifold)?,
+        };
         let warning = family.ergodicity_warning();
         let text = warning.clone().unwrap_or_else(|| "no finite orbits found; the walk mixes".into());
         rows.push(("ergodicity".into(), text));
