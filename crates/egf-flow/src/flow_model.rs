@@ -207,11 +207,15 @@ impl FlowModel {
         &mut self.vars
     }
 
-    /// The trainable variables but `log_z`, in a deterministic (name) order: the
-    /// network's (`net.*`) and those of learnable maps (`family.map<i>.*`, see
-    /// [`Family::parameters`]).
+    /// The network variables (`net.*`), in a deterministic (name) order.
     pub fn network_vars(&self) -> Vec<(String, Var)> {
-        sorted_vars(&self.vars).into_iter().filter(|(n, _)| n != "log_z").collect()
+        sorted_vars(&self.vars).into_iter().filter(|(n, _)| n.starts_with("net.")).collect()
+    }
+
+    /// The variables of the family's learnable maps (`family.map<i>.*`, see
+    /// [`Family::parameters`]), in name order; empty when every map is fixed.
+    pub fn map_vars(&self) -> Vec<(String, Var)> {
+        sorted_vars(&self.vars).into_iter().filter(|(n, _)| n.starts_with(FAMILY_PREFIX)).collect()
     }
 
     /// The `log_z` variable (trainable only when `learn_log_z`).
@@ -222,7 +226,8 @@ impl FlowModel {
     /// Number of scalar parameters: the network's, those of learnable maps, and
     /// `log Z_init` when learned.
     pub fn parameter_count(&self) -> usize {
-        self.network_vars().iter().map(|(_, v)| v.elem_count()).sum::<usize>() + usize::from(self.config.learn_log_z)
+        let count = |vars: Vec<(String, Var)>| vars.iter().map(|(_, v)| v.elem_count()).sum::<usize>();
+        count(self.network_vars()) + count(self.map_vars()) + usize::from(self.config.learn_log_z)
     }
 
     /// `log f_init = log Z_init − log vol`, shape `(1,)`.
@@ -408,6 +413,9 @@ impl FlowModel {
         Ok(PolicyLogProbs { forward, backward })
     }
 }
+
+/// Prefix of the names of the learnable maps' variables ([`Family::parameters`]).
+const FAMILY_PREFIX: &str = "family.";
 
 /// Variables of a map sorted by name.
 pub(crate) fn sorted_vars(vars: &VarMap) -> Vec<(String, Var)> {

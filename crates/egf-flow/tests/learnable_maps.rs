@@ -42,8 +42,9 @@ fn var_values(model: &FlowModel, name: &str) -> Vec<f64> {
 #[test]
 fn map_variables_are_model_variables_with_exact_gradients() {
     let model = model();
-    let names: Vec<String> = model.network_vars().into_iter().map(|(n, _)| n).collect();
-    assert!(names.contains(&"family.map6.v".to_string()) && names.contains(&"family.map7.v".to_string()), "{names:?}");
+    let names: Vec<String> = model.map_vars().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["family.map6.v".to_string(), "family.map7.v".to_string()]);
+    assert!(model.network_vars().iter().all(|(n, _)| n.starts_with("net.")));
     let fixed = small_flow(s2(), FamilySpec::sphere_axis_rotations(std::f64::consts::FRAC_PI_4), 4);
     // two more policy logits (width 16 + bias) and three coordinates per learnable map
     assert_eq!(model.parameter_count(), fixed.parameter_count() + 2 * 17 + 2 * 3);
@@ -52,7 +53,7 @@ fn map_variables_are_model_variables_with_exact_gradients() {
     let y = points(40, 1);
     let objective = |m: &FlowModel| m.evaluate(&y).unwrap().t.sum_all().unwrap();
     let grads = objective(&model).backward().unwrap();
-    let var = model.network_vars().into_iter().find(|(n, _)| n == "family.map7.v").unwrap().1;
+    let var = model.map_vars().into_iter().find(|(n, _)| n == "family.map7.v").unwrap().1;
     let analytic = host(&grads.get(var.as_tensor()).expect("a gradient reaches the map").flatten_all().unwrap());
     assert!(analytic.iter().any(|g| g.abs() > 1e-3), "the test must see a real dependence: {analytic:?}");
     let v0 = var_values(&model, "family.map7.v");

@@ -78,6 +78,10 @@ pub struct CheckpointState {
     pub network_optimizer_steps: u64,
     /// Updates applied by the `log Z_init` optimizer.
     pub log_z_optimizer_steps: u64,
+    /// Updates applied by the optimizer of the learnable maps (0 in checkpoints
+    /// written before it existed).
+    #[serde(default)]
+    pub maps_optimizer_steps: u64,
     /// Best validation value so far (NLL, or total variation for a reward), if any.
     pub best_validation: Option<f64>,
     /// Step of the best validation value.
@@ -95,16 +99,22 @@ pub struct Optimizers {
     pub network: Adam,
     /// Optimizer of `log Z_init`, when it is learned.
     pub log_z: Option<Adam>,
+    /// Optimizer of the learnable maps' parameters, when the family has any.
+    pub maps: Option<Adam>,
 }
 
 const NETWORK_PREFIX: &str = "network/";
 const LOG_Z_PREFIX: &str = "log_z/";
+const MAPS_PREFIX: &str = "maps/";
 
 impl Optimizers {
     fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut all: Vec<(String, Tensor)> = self.network.state_tensors(NETWORK_PREFIX);
         if let Some(z) = &self.log_z {
             all.extend(z.state_tensors(LOG_Z_PREFIX));
+        }
+        if let Some(m) = &self.maps {
+            all.extend(m.state_tensors(MAPS_PREFIX));
         }
         all.into_iter().map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?))).collect()
     }
@@ -114,6 +124,9 @@ impl Optimizers {
         self.network.load_state_tensors(NETWORK_PREFIX, tensors, state.network_optimizer_steps)?;
         if let Some(z) = &mut self.log_z {
             z.load_state_tensors(LOG_Z_PREFIX, tensors, state.log_z_optimizer_steps)?;
+        }
+        if let Some(m) = &mut self.maps {
+            m.load_state_tensors(MAPS_PREFIX, tensors, state.maps_optimizer_steps)?;
         }
         Ok(())
     }

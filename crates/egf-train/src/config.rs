@@ -330,6 +330,10 @@ pub struct OptimizerConfig {
     /// The schedule scales it by the same factor as `lr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_z_lr: Option<f64>,
+    /// Learning rate of the parameters of learnable maps (`model.family`); `lr` when
+    /// omitted. The schedule scales it by the same factor as `lr`; no weight decay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maps_lr: Option<f64>,
     /// `β₁`.
     #[serde(default = "default_beta1")]
     pub beta1: f64,
@@ -339,7 +343,7 @@ pub struct OptimizerConfig {
     /// `ε` of the denominator.
     #[serde(default = "default_adam_eps")]
     pub eps: f64,
-    /// Weight decay `λ ≥ 0` (network weights only, never `log Z_init`).
+    /// Weight decay `λ ≥ 0` (network weights only, never `log Z_init` or the maps).
     #[serde(default)]
     pub weight_decay: f64,
 }
@@ -363,6 +367,7 @@ impl Default for OptimizerConfig {
             kind: OptimizerKind::Adam,
             lr: default_lr(),
             log_z_lr: None,
+            maps_lr: None,
             beta1: default_beta1(),
             beta2: default_beta2(),
             eps: default_adam_eps(),
@@ -375,6 +380,11 @@ impl OptimizerConfig {
     /// The learning rate of `log Z_init` (`log_z_lr`, else `lr`).
     pub fn log_z_lr(&self) -> f64 {
         self.log_z_lr.unwrap_or(self.lr)
+    }
+
+    /// The learning rate of the learnable maps (`maps_lr`, else `lr`).
+    pub fn maps_lr(&self) -> f64 {
+        self.maps_lr.unwrap_or(self.lr)
     }
 }
 
@@ -511,6 +521,9 @@ impl TrainConfig {
         positive_finite("optimizer.lr", o.lr)?;
         if let Some(z) = o.log_z_lr {
             positive_finite("optimizer.log_z_lr", z)?;
+        }
+        if let Some(m) = o.maps_lr {
+            positive_finite("optimizer.maps_lr", m)?;
         }
         unit_interval_open_right("optimizer.beta1", o.beta1)?;
         unit_interval_open_right("optimizer.beta2", o.beta2)?;

@@ -48,6 +48,7 @@
 //! kind = "adam"                 # adam | adamw
 //! lr = 1e-3
 //! log_z_lr = 3e-2               # own rate of log Z_init (reward tasks)
+//! # maps_lr = 1e-2              # own rate of learnable maps (model.family), else lr
 //! weight_decay = 0.0
 //!
 //! [schedule]

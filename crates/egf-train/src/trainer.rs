@@ -381,6 +381,7 @@ impl Session<'_> {
             seed: self.config.seed,
             network_optimizer_steps: self.optimizers.network.step_count(),
             log_z_optimizer_steps: self.optimizers.log_z.as_ref().map_or(0, |o| o.step_count()),
+            maps_optimizer_steps: self.optimizers.maps.as_ref().map_or(0, |o| o.step_count()),
             best_validation: self.state.best_validation,
             best_step: self.state.best_step,
             elapsed_seconds: self.elapsed(),
@@ -418,7 +419,9 @@ fn build_optimizers(config: &TrainConfig, model: &FlowModel) -> Result<Optimizer
     } else {
         None
     };
-    Ok(Optimizers { network, log_z })
+    let map_vars = model.map_vars();
+    let maps = if map_vars.is_empty() { None } else { Some(Adam::new(map_vars, AdamParams::from_config(o, 0.0))?) };
+    Ok(Optimizers { network, log_z, maps })
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
@@ -518,6 +521,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainReport> 
             seed: config.seed,
             network_optimizer_steps: 0,
             log_z_optimizer_steps: 0,
+            maps_optimizer_steps: 0,
             best_validation: None,
             best_step: None,
             elapsed_seconds: 0.0,
@@ -567,6 +571,7 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainReport> 
     let schedule = &config.schedule;
     let lr0 = config.optimizer.lr;
     let lr_z0 = config.optimizer.log_z_lr();
+    let lr_maps0 = config.optimizer.maps_lr();
 
     for step in start_step + 1..=end_step {
         let lr = schedule.lr_at(lr0, step - 1, config.steps);
@@ -588,6 +593,9 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainReport> 
         s.optimizers.network.step(&grads, lr)?;
         if let Some(z) = &mut s.optimizers.log_z {
             z.step(&grads, lr_z0 * factor)?;
+        }
+        if let Some(m) = &mut s.optimizers.maps {
+            m.step(&grads, lr_maps0 * factor)?;
         }
         pb.inc(1);
 

@@ -44,6 +44,7 @@ fn state(step: usize) -> CheckpointState {
         seed: 3,
         network_optimizer_steps: step as u64,
         log_z_optimizer_steps: 0,
+        maps_optimizer_steps: 0,
         best_validation: Some(-0.5),
         best_step: Some(step),
         elapsed_seconds: 1.5,
@@ -65,7 +66,7 @@ fn checkpoints_are_atomic_and_reload_identically() {
     let x = Tensor::new(&[[0.1f32, 0.2], [0.7, 0.4]], &device).unwrap();
     let loss = model.evaluate(&x).unwrap().t.log().unwrap().mean_all().unwrap().neg().unwrap();
     network.step(&loss.backward().unwrap(), 1e-2).unwrap();
-    let optimizers = Optimizers { network, log_z: None };
+    let optimizers = Optimizers { network, log_z: None, maps: None };
 
     save_checkpoint(&dir, &model, &optimizers, &state(1)).unwrap();
     save_checkpoint(&dir, &model, &optimizers, &state(2)).unwrap(); // overwrite an existing one
