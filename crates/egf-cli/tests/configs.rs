@@ -1,4 +1,5 @@
-//! Every shipped config in `configs/` and its subfolders (`configs/beyond/`) parses
+//! Every shipped config in `configs/` and its subfolders (`configs/beyond/`,
+//! `configs/learnable/`) parses
 //! and validates with `TrainConfig`, so that they never rot as the config schema evolves.
 
 use std::path::{Path, PathBuf};
@@ -28,7 +29,9 @@ fn every_shipped_config_parses_and_validates() {
     }
     files.retain(|(_, p)| p.extension().is_some_and(|e| e == "toml"));
     assert!(files.len() >= 19, "expected the shipped configs in {}, found {files:?}", dir.display());
-    assert!(files.iter().any(|(sub, _)| sub == "beyond/"), "configs/beyond/ is missing");
+    for folder in ["beyond/", "learnable/"] {
+        assert!(files.iter().any(|(sub, _)| sub == folder), "configs/{folder} is missing");
+    }
     let mut failures = Vec::new();
     for (sub, path) in &files {
         let stem = path.file_stem().unwrap().to_string_lossy().to_string();
