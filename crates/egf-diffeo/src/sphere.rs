@@ -124,6 +124,30 @@ impl Diffeomorphism for SphereRotation {
     }
 }
 
+/// The batched methods of a Möbius map from its `apply(x, s) = (M_(s·w)(x),
+/// log |det DM_(s·w)(x)|)`: `M_w⁻¹ = M_(−w)`, so the inverse and its
+/// log-determinant `d log((1 − |w|²)/|y + w|²)` come in one pass.
+macro_rules! mobius_tensor_methods {
+    () => {
+        fn forward(&self, x: &Tensor) -> Result<Tensor> {
+            Ok(self.apply(x, 1.0)?.0)
+        }
+        fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+            Ok(self.apply(y, -1.0)?.0)
+        }
+        fn log_det_forward(&self, x: &Tensor) -> Result<Tensor> {
+            Ok(self.apply(x, 1.0)?.1)
+        }
+        fn is_volume_preserving(&self) -> bool {
+            false
+        }
+        fn inverse_with_log_det(&self, y: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+            let (x, ld) = self.apply(y, -1.0)?;
+            Ok((x, Some(ld)))
+        }
+    };
+}
+
 /// Möbius (conformal) map of `S^d` for `w ∈ R^(d+1)`, `|w| < 1`:
 /// `M_w(x) = (1 − |w|²)/|x − w|² · (x − w) − w`.
 /// It maps `S^d` onto itself, `M_w⁻¹ = M_(−w)`, and
@@ -191,23 +215,7 @@ impl Diffeomorphism for SphereMobius {
     fn manifold(&self) -> Manifold {
         Manifold::Sphere { dim: self.dim() }
     }
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.apply(x, 1.0)?.0)
-    }
-    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
-        Ok(self.apply(y, -1.0)?.0)
-    }
-    fn log_det_forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.apply(x, 1.0)?.1)
-    }
-    fn is_volume_preserving(&self) -> bool {
-        false
-    }
-    /// `M_w⁻¹ = M_(−w)`, so `log |det D(M_w⁻¹)(y)| = d log((1 − |w|²)/|y + w|²)` in one pass.
-    fn inverse_with_log_det(&self, y: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
-        let (x, ld) = self.apply(y, -1.0)?;
-        Ok((x, Some(ld)))
-    }
+    mobius_tensor_methods!();
     fn forward_f64(&self, x: &[f64]) -> Vec<f64> {
         self.apply_f64(x, 1.0).0
     }
@@ -293,22 +301,7 @@ impl Diffeomorphism for LearnableSphereMobius {
     fn manifold(&self) -> Manifold {
         Manifold::Sphere { dim: self.v.dims()[1] - 1 }
     }
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.apply(x, 1.0)?.0)
-    }
-    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
-        Ok(self.apply(y, -1.0)?.0)
-    }
-    fn log_det_forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.apply(x, 1.0)?.1)
-    }
-    fn is_volume_preserving(&self) -> bool {
-        false
-    }
-    fn inverse_with_log_det(&self, y: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
-        let (x, ld) = self.apply(y, -1.0)?;
-        Ok((x, Some(ld)))
-    }
+    mobius_tensor_methods!();
     fn forward_f64(&self, x: &[f64]) -> Vec<f64> {
         self.current().forward_f64(x)
     }
