@@ -142,10 +142,10 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
         }
         EARTH.iter().copied().filter(|d| args.datasets.iter().any(|a| a == d)).collect()
     };
-    let mut csv = String::from("dataset,seed,test_nll,importance_nll,negative_mass,fraction_t_nonpositive,mean_moves,truncation_rate,parameters,train_seconds,best_step,test_share_at_train_location\n");
+    let mut csv = String::from("dataset,seed,test_nll,importance_nll,negative_mass,fraction_t_nonpositive,mean_moves,truncation_rate,parameters,train_seconds,best_step,test_share_at_train_location,quadrature_nll_change\n");
     let mut rows = Vec::new();
     for ds in &datasets {
-        let mut cols: [Vec<f64>; 8] = Default::default();
+        let mut cols: [Vec<f64>; 9] = Default::default();
         let mut params = 0;
         for seed in 0..seeds as u64 {
             let mut config = load_config(args, &format!("earth-{ds}.toml"))?;
@@ -168,6 +168,7 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
             let (moves, trunc) =
                 test.sampler.as_ref().map(|s| (s.mean_moves, s.truncation_rate)).unwrap_or((f64::NAN, f64::NAN));
             let at_train = test_share_at_train_location(&config)?;
+            let quad = test.quadrature_check.as_ref().map(|q| q.nll_change).unwrap_or(f64::NAN);
             let values = [
                 test.nll,
                 is_nll,
@@ -177,6 +178,7 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
                 trunc,
                 report.wall_seconds,
                 at_train,
+                quad,
             ];
             for (c, v) in cols.iter_mut().zip(values) {
                 c.push(v);
@@ -184,7 +186,7 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
             params = test.parameters;
             let _ = writeln!(
                 csv,
-                "{ds},{seed},{},{is_nll},{},{},{moves},{trunc},{},{},{},{at_train}",
+                "{ds},{seed},{},{is_nll},{},{},{moves},{trunc},{},{},{},{at_train},{quad}",
                 test.nll,
                 test.negative_mass,
                 test.fraction_nonpositive,
@@ -196,24 +198,25 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
         rows.push((ds.to_string(), cols, params));
     }
     let mut table = format!(
-        "# Earth data: test NLL (nats, lower is better){}\n\n{seeds} seed(s) per data set; mean ± std over seeds at the best-validation checkpoint. NLL of the proper reported density of spec section 7 (every test point counted, defensive weight 1e-3); IS NLL: importance-sampling estimate of what the sampler produces.\n\n",
+        "# Earth data: test NLL (nats, lower is better){}\n\n{seeds} seed(s) per data set; mean ± std over seeds at the best-validation checkpoint. NLL of the proper reported density of spec section 7 (every test point counted, defensive weight 1e-3); IS NLL: importance-sampling estimate of what the sampler produces. The integrals that normalize the density are taken on the quadrature grid of twice `eval.quadrature_resolution`; quadrature check: how much the test NLL changes from the grid of `eval.quadrature_resolution` (far from 0: the grid does not resolve the model).\n\n",
         match (args.quick, args.steps) {
             (true, _) => " — QUICK (scaled-down) run, not comparable to the paper".to_string(),
             (false, Some(n)) => format!(" — {n} training steps per run (the configs' budget overridden by --steps)"),
             (false, None) => String::new(),
         }
     );
-    table.push_str("| data set | test NLL | IS NLL | δ | t ≤ 0 (fraction) | mean moves | truncation | test at a training location | parameters | train time (s) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    table.push_str("| data set | test NLL | IS NLL | δ | t ≤ 0 (fraction) | mean moves | truncation | quadrature check | test at a training location | parameters | train time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (ds, c, params) in &rows {
         let _ = writeln!(
             table,
-            "| {ds} | {} | {} | {} | {} | {} | {} | {} | {params} | {} |",
+            "| {ds} | {} | {} | {} | {} | {} | {} | {} | {} | {params} | {} |",
             fmt_ms(&c[0], 3),
             fmt_ms(&c[1], 3),
             fmt_ms(&c[2], 4),
             fmt_ms(&c[3], 4),
             fmt_ms(&c[4], 2),
             fmt_ms(&c[5], 4),
+            fmt_ms(&c[8], 3),
             fmt_ms(&c[7], 3),
             fmt_ms(&c[6], 0)
         );
@@ -468,7 +471,7 @@ fn reward_runs(
     let mut curves: Vec<(String, RunCurves)> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     for run in &runs {
-        let mut cols: [Vec<f64>; 8] = Default::default();
+        let mut cols: [Vec<f64>; 9] = Default::default();
         let mut mass = None;
         for seed in 0..seeds as u64 {
             let mut config = run.config.clone();
@@ -648,6 +651,9 @@ mod tests {
         assert!((0.5..=1.0).contains(&at_train), "share of test points at a training location {at_train}");
         // finite, and better than a wildly wrong model: uniform is log 4π ≈ 2.53
         assert!(nll.is_finite() && nll < 4.0, "test NLL {nll}");
+        // the quick model is smooth: the two quadrature grids agree on its NLL
+        let quad: f64 = rows[1].split(',').nth(12).unwrap().parse().unwrap();
+        assert!(quad.abs() < 0.01, "quadrature check {quad}");
         assert!(out.join("earth/configs/volcano-seed0.toml").exists());
         assert!(out.join("earth/table.md").exists());
         // the world map: 1024 × 512 map plus margins and colour bar

@@ -225,11 +225,14 @@ fn end_to_end_on_the_torus() {
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    for needle in ["NLL, proper density", "NLL, importance sampling", "δ", "t ≤ 0", "mean moves"] {
+    for needle in ["NLL, proper density", "NLL, importance sampling", "δ", "t ≤ 0", "mean moves", "quadrature check"]
+    {
         assert!(out.contains(needle), "eval lacks {needle}:\n{out}");
     }
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["points"], 100);
+    // T²: the reported integrals on the 32 × 32 grid, checked on the 16 × 16 one
+    assert_eq!((v["quadrature_points"].as_u64(), v["quadrature_check"]["points"].as_u64()), (Some(1024), Some(256)));
     assert!(v["nll"].as_f64().unwrap().is_finite());
     // the test part of the split of the 100 samples
     let o = egf(&[

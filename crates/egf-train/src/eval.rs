@@ -17,7 +17,8 @@ use crate::{Result, TrainError};
 #[serde(deny_unknown_fields)]
 pub struct EvalSettings {
     /// Resolution of the quadrature grid for `∫ t⁺`, `δ`, `∫ g`: points per axis on the
-    /// torus, Gauss–Legendre latitudes on `S^2` (with twice as many longitudes).
+    /// torus, Gauss–Legendre latitudes on `S^2` (with twice as many longitudes). Validation
+    /// uses it; the final [`evaluate`] integrates at twice it and checks against it.
     #[serde(default = "default_resolution")]
     pub quadrature_resolution: usize,
     /// Defensive uniform weight `w` of the reported density (spec section 7).
@@ -171,6 +172,32 @@ pub struct SamplerReport {
     pub truncation_rate: f64,
 }
 
+/// The integrals of [`evaluate`] on the coarser of its two quadrature grids.
+///
+/// The reported density is normalized by `∫ t⁺` computed by quadrature (spec section 7).
+/// A model with peaks narrower than the grid's spacing is integrated wrongly, and the
+/// error goes straight into the NLL: `−log` of the ratio of the two normalizations when
+/// the defensive weight is small. [`evaluate`] therefore integrates on the grid of
+/// resolution `2 R` (`R = quadrature_resolution`; on `S²` twice the latitudes and the
+/// longitudes, four times the points) for the numbers it reports, and on the grid of `R`
+/// for this check; `nll_change` far from 0 says that `R` (validation uses it) does not
+/// resolve the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuadratureCheck {
+    /// The coarse grid's resolution `R`.
+    pub resolution: usize,
+    /// Its number of points.
+    pub points: usize,
+    /// `∫ t⁺ dλ` on it.
+    pub integral_t_plus: f64,
+    /// `δ = ∫ t⁻ dλ` on it.
+    pub negative_mass: f64,
+    /// The NLL of the same points with the coarse grid's `∫ t⁺` (nats).
+    pub nll: f64,
+    /// The reported NLL minus `nll`: the quadrature's error estimate in nats.
+    pub nll_change: f64,
+}
+
 /// Everything [`evaluate`] measures (serializes to JSON).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -192,8 +219,13 @@ pub struct EvalReport {
     pub integral_g: f64,
     /// `Z_init`.
     pub z_init: f64,
-    /// Quadrature points used for the integrals.
+    /// Quadrature points used for the integrals (the grid of twice
+    /// `quadrature_resolution`, see [`QuadratureCheck`]).
     pub quadrature_points: usize,
+    /// The same integrals and NLL on the grid of `quadrature_resolution`: how far the
+    /// quadrature is from converged (absent in reports written before the check existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quadrature_check: Option<QuadratureCheck>,
     /// Importance-sampling NLL (absent when `importance_samples = 0`).
     pub importance: Option<ImportanceReport>,
     /// Sampler statistics (absent when `sampler_chains = 0`).
@@ -241,7 +273,9 @@ fn nll_with_mass(model: &FlowModel, points: &Tensor, settings: &EvalSettings, ma
 }
 
 /// Full evaluation of `model` on `points` (spec section 7): NLL of the proper density
-/// over every point, fraction with `t ≤ 0`, `δ`, `∫ t`, `∫ g`, the importance-sampling
+/// over every point, fraction with `t ≤ 0`, `δ`, `∫ t`, `∫ g` (on the quadrature grid of
+/// twice `quadrature_resolution`, checked against the grid of `quadrature_resolution`:
+/// [`QuadratureCheck`]), the importance-sampling
 /// NLL with `K` backward trajectories per point (truncations reported), the mean and
 /// largest trajectory length and truncation rate of `sampler_chains` forward chains,
 /// and the parameter count. Random draws come from `rng`.
@@ -252,7 +286,17 @@ pub fn evaluate<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<EvalReport> {
     settings.validate("eval")?;
-    let nll = validation_nll(model, points, settings)?;
+    let coarse = validation_nll(model, points, settings)?;
+    let fine_settings = EvalSettings { quadrature_resolution: 2 * settings.quadrature_resolution, ..settings.clone() };
+    let nll = validation_nll(model, points, &fine_settings)?;
+    let quadrature_check = QuadratureCheck {
+        resolution: settings.quadrature_resolution,
+        points: coarse.mass.grid_points,
+        integral_t_plus: coarse.mass.integral_t_plus,
+        negative_mass: coarse.mass.negative_mass,
+        nll: coarse.nll,
+        nll_change: nll.nll - coarse.nll,
+    };
     let n = nll.points;
     let importance = if settings.importance_samples > 0 {
         let k = settings.importance_samples;
@@ -284,6 +328,7 @@ pub fn evaluate<R: Rng + ?Sized>(
         integral_g: nll.mass.integral_g,
         z_init: nll.mass.z_init,
         quadrature_points: nll.mass.grid_points,
+        quadrature_check: Some(quadrature_check),
         importance,
         sampler,
         parameters: model.parameter_count(),

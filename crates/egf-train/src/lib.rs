@@ -110,7 +110,7 @@ pub use device::{DTypeSpec, DeviceSpec};
 pub use error::{Result, TrainError};
 pub use eval::{
     density_grid, evaluate, reward_density_grid, reward_report, sampler_report, target_density_grid, target_nll,
-    validation_nll, DensityGrid, EvalReport, EvalSettings, GradientVariance, ImportanceReport, NllReport, RewardReport,
-    SamplerReport,
+    validation_nll, DensityGrid, EvalReport, EvalSettings, GradientVariance, ImportanceReport, NllReport,
+    QuadratureCheck, RewardReport, SamplerReport,
 };
 pub use trainer::{train, FigureData, RunOptions, TrainReport, CONFIG_FILE, FIGURE_FILE, REPORT_FILE};

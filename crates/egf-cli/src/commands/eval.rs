@@ -60,6 +60,17 @@ pub fn report_rows(r: &EvalReport) -> Vec<(String, String)> {
         ));
     }
     rows.push(("quadrature points".into(), r.quadrature_points.to_string()));
+    if let Some(q) = &r.quadrature_check {
+        rows.push((
+            format!("quadrature check ({} points)", q.points),
+            format!(
+                "∫ t⁺ dλ {}, NLL {} nats: the reported NLL differs by {} nats",
+                sig(q.integral_t_plus, 7),
+                sig(q.nll, 6),
+                sig(q.nll_change, 3)
+            ),
+        ));
+    }
     rows.push(("parameters".into(), r.parameters.to_string()));
     rows
 }
