@@ -216,8 +216,11 @@ fn log_probs_of<M: EgfModel + ?Sized>(
     Ok(TrajectoryLogProbs { log_pf, log_pb })
 }
 
-/// States per detached policy evaluation in [`importance_log_density`].
-const STATE_CHUNK: usize = 16_384;
+/// Network rows per detached policy evaluation in [`importance_log_density`]: the
+/// policy at a state evaluates the network at the state and at its `p` preimages, so a
+/// chunk holds `ROW_BUDGET / (1 + p)` states (16 384 for the six rotations of the earth
+/// configs) and the activations stay the same size whatever the family.
+const ROW_BUDGET: usize = 16_384 * 7;
 
 /// Result of [`importance_log_density`].
 #[derive(Clone, Debug)]
@@ -238,8 +241,8 @@ pub struct LikelihoodEstimate {
 /// backward trajectory reaching the cap is forced to start, so the estimate is
 /// that of the chain truncated at `max_moves`). Points are processed in chunks of
 /// `chunk`, and the states of their trajectories evaluated on detached weights
-/// in chunks of 16 384, so memory stays bounded whatever the length
-/// of the trajectories. A lower bound in expectation; for the flow
+/// in chunks of `114 688 / (1 + p)` states, so memory stays bounded whatever the length
+/// of the trajectories and the size of the family. A lower bound in expectation; for the flow
 /// model with `t ≥ 0` it equals `log t(x) − log Z_init` for every `τ`.
 pub fn importance_log_density<M: EgfModel + ?Sized, R: rand::Rng + ?Sized>(
     model: &M,
@@ -264,7 +267,8 @@ pub fn importance_log_density<M: EgfModel + ?Sized, R: rand::Rng + ?Sized>(
         let traj = crate::sampler::sample_backward(model, &rep, max_moves, rng)?;
         truncated += traj.truncated_count();
         moves_total += traj.moves.len();
-        let lp = trajectory_log_probs_detached(model, &traj, STATE_CHUNK)?;
+        let states = (ROW_BUDGET / (1 + model.family().len())).max(1);
+        let lp = trajectory_log_probs_detached(model, &traj, states)?;
         let w = (lp.log_pf - lp.log_pb)?.reshape((k, len))?;
         parts.push((logsumexp(&w, 0)? - (k as f64).ln())?);
     }
