@@ -1,5 +1,5 @@
 //! Every shipped config in `configs/` and its subfolders (`configs/beyond/`,
-//! `configs/learnable/`) parses
+//! `configs/learnable/`, `configs/higher/`) parses
 //! and validates with `TrainConfig`, so that they never rot as the config schema evolves.
 
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ fn every_shipped_config_parses_and_validates() {
     }
     files.retain(|(_, p)| p.extension().is_some_and(|e| e == "toml"));
     assert!(files.len() >= 19, "expected the shipped configs in {}, found {files:?}", dir.display());
-    for folder in ["beyond/", "learnable/"] {
+    for folder in ["beyond/", "learnable/", "higher/"] {
         assert!(files.iter().any(|(sub, _)| sub == folder), "configs/{folder} is missing");
     }
     let mut failures = Vec::new();

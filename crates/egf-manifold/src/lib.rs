@@ -22,6 +22,7 @@
 pub mod coords;
 mod device;
 mod error;
+mod low_discrepancy;
 mod manifold;
 mod quadrature;
 pub mod random;

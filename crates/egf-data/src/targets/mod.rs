@@ -1,12 +1,12 @@
 //! Toy target distributions with exact log-densities and exact samplers.
 //!
 //! Every density is taken w.r.t. the manifold's reference measure `λ` (spec section 1):
-//! Lebesgue measure on `T^2` (volume 1), surface measure on `S^2` (volume `4π`).
+//! Lebesgue measure on `T^d` (volume 1), surface measure on `S^2` (volume `4π`).
 //!
 //! | name | type | manifold | default parameters |
 //! |---|---|---|---|
 //! | `checkerboard` | [`Checkerboard`] | `T^2` | 4 × 4 cells |
-//! | `wrapped_gaussians` | [`WrappedGaussianMixture`] | `T^2` | the 5 components of [`default_wrapped_gaussians`] |
+//! | `wrapped_gaussians` | [`WrappedGaussianMixture`] | `T^d`, `d` = the means' length | the 5 components on `T^2` of [`default_wrapped_gaussians`] |
 //! | `rings` | [`Rings`] | `T^2` | centre (0.5, 0.5), radii 0.1, 0.2, 0.3, width 0.02 |
 //! | `fine` | [`CosinePattern`] | `T^2` | frequency 8, amplitude 0.9 |
 //! | `vmf_mixture` | [`VonMisesFisherMixture`] | `S^2` | the 4 components of [`default_vmf_components`] |
@@ -90,7 +90,7 @@ pub enum TargetSpec {
         #[serde(default = "default_cells")]
         cells: usize,
     },
-    /// [`WrappedGaussianMixture`] on `T^2`.
+    /// [`WrappedGaussianMixture`] on `T^d`, `d` the length of the components' means.
     WrappedGaussians {
         /// The components (default [`default_wrapped_gaussians`]).
         #[serde(default = "default_wrapped_gaussians")]
@@ -166,6 +166,9 @@ impl TargetSpec {
     pub fn manifold(&self) -> Manifold {
         match self {
             TargetSpec::VmfMixture { .. } => Manifold::Sphere { dim: 2 },
+            TargetSpec::WrappedGaussians { components } => {
+                Manifold::Torus { dim: components.first().map_or(2, |c| c.mean.len().max(1)) }
+            }
             _ => Manifold::Torus { dim: 2 },
         }
     }
@@ -212,7 +215,7 @@ pub fn default_wrapped_gaussians() -> Vec<WrappedGaussianComponent> {
         (0.15, [0.02, 0.5], 0.06),
     ]
     .into_iter()
-    .map(|(weight, mean, std)| WrappedGaussianComponent { weight, mean, std })
+    .map(|(weight, mean, std)| WrappedGaussianComponent { weight, mean: mean.to_vec(), std })
     .collect()
 }
 

@@ -48,8 +48,8 @@ fn non_default_parameters_integrate_to_one() {
     let grid = QuadratureGrid::new(t2, 400).unwrap();
     let rings = Rings::new([0.1, 0.9], vec![0.05, 0.45, 0.6], 0.05).unwrap();
     let gauss = WrappedGaussianMixture::new(vec![
-        WrappedGaussianComponent { weight: 2.0, mean: [-0.3, 1.7], std: 0.4 },
-        WrappedGaussianComponent { weight: 1.0, mean: [0.5, 0.0], std: 1.0 },
+        WrappedGaussianComponent { weight: 2.0, mean: vec![-0.3, 1.7], std: 0.4 },
+        WrappedGaussianComponent { weight: 1.0, mean: vec![0.5, 0.0], std: 1.0 },
     ])
     .unwrap();
     assert!(gauss.images() >= 9, "{}", gauss.images());
@@ -69,7 +69,7 @@ fn non_default_parameters_integrate_to_one() {
 
 #[test]
 fn wrapped_gaussian_matches_a_brute_force_image_sum() {
-    let g = WrappedGaussianMixture::new(vec![WrappedGaussianComponent { weight: 1.0, mean: [0.9, 0.1], std: 0.3 }])
+    let g = WrappedGaussianMixture::new(vec![WrappedGaussianComponent { weight: 1.0, mean: vec![0.9, 0.1], std: 0.3 }])
         .unwrap();
     let phi = |t: f64| (-t * t / (2.0 * 0.09)).exp() / (0.3 * (2.0 * PI).sqrt());
     for x in [[0.0, 0.0], [0.5, 0.5], [0.93, 0.12], [0.2, 0.7]] {
@@ -80,7 +80,7 @@ fn wrapped_gaussian_matches_a_brute_force_image_sum() {
     }
     // far from a narrow component the log-density stays finite (the density underflows)
     let narrow =
-        WrappedGaussianMixture::new(vec![WrappedGaussianComponent { weight: 1.0, mean: [0.0, 0.0], std: 0.005 }])
+        WrappedGaussianMixture::new(vec![WrappedGaussianComponent { weight: 1.0, mean: vec![0.0, 0.0], std: 0.005 }])
             .unwrap();
     let lp = narrow.log_density_f64(&[0.5, 0.5]);
     // per axis two images (m = 0 and m = −1) at distance 1/2, each φ(1/2)
@@ -280,9 +280,16 @@ fn specs_parse_with_defaults_and_reject_unknown_fields() {
 #[test]
 fn invalid_parameters_are_rejected() {
     let wg =
-        |weight, std| WrappedGaussianMixture::new(vec![WrappedGaussianComponent { weight, mean: [0.5, 0.5], std }]);
+        |weight, std| WrappedGaussianMixture::new(vec![WrappedGaussianComponent { weight, mean: vec![0.5, 0.5], std }]);
     assert!(wg(1.0, 0.0).is_err() && wg(1.0, 2.0).is_err() && wg(0.0, 0.1).is_err() && wg(f64::NAN, 0.1).is_err());
     assert!(WrappedGaussianMixture::new(vec![]).is_err());
+    // every mean must have the first one's dimension
+    let mixed = vec![
+        WrappedGaussianComponent { weight: 1.0, mean: vec![0.5, 0.5], std: 0.1 },
+        WrappedGaussianComponent { weight: 1.0, mean: vec![0.5, 0.5, 0.5], std: 0.1 },
+    ];
+    let err = WrappedGaussianMixture::new(mixed).unwrap_err().to_string();
+    assert!(err.contains("mean") && err.contains("3 coordinates"), "{err}");
     assert!(Rings::new([0.5, 0.5], vec![], 0.02).is_err());
     assert!(Rings::new([0.5, 0.5], vec![0.8], 0.02).is_err());
     assert!(Rings::new([0.5, f64::INFINITY], vec![0.2], 0.02).is_err());
@@ -298,5 +305,60 @@ fn tensor_sampling_has_the_right_shape() {
         let x = target.sample(17, &mut rng, DType::F32, &Device::Cpu).unwrap();
         assert_eq!(x.dims(), &[17, target.manifold().ambient_dim()]);
         target.manifold().check_points(&x, 1e-6).unwrap();
+    }
+}
+
+/// The mixture on `T^3` and `T^4`: normalized (midpoint grid on `T^3`, the quasi-Monte-Carlo
+/// rule on `T^4`), batched = reference, and samples with the components' means and spreads.
+#[test]
+fn wrapped_gaussians_in_higher_dimensions() {
+    let spec: TargetSpec = toml::from_str(
+        "kind = \"wrapped_gaussians\"\ncomponents = [\
+         { weight = 2.0, mean = [0.2, 0.4, 0.9, 0.5], std = 0.15 },\
+         { weight = 1.0, mean = [0.7, 0.1, 0.3, 0.6], std = 0.2 }]",
+    )
+    .unwrap();
+    assert_eq!(spec.manifold(), Manifold::torus(4).unwrap());
+    let t4 = spec.build().unwrap();
+    assert_eq!(t4.manifold(), Manifold::torus(4).unwrap());
+    // smooth and periodic with σ ≥ 0.15: 2·10^5 quasi-Monte-Carlo points give ∫ p to 1e-3
+    let rule = QuadratureGrid::quasi_monte_carlo(t4.manifold(), 200_000).unwrap();
+    let mass = rule.integrate_f64(|x| t4.log_density_f64(x).exp());
+    assert!((mass - 1.0).abs() < 1e-3, "∫ p = {mass} on T^4");
+    let t3 = WrappedGaussianMixture::new(vec![WrappedGaussianComponent {
+        weight: 1.0,
+        mean: vec![0.9, 0.5, 0.1],
+        std: 0.1,
+    }])
+    .unwrap();
+    let grid = QuadratureGrid::new(t3.manifold(), 48).unwrap();
+    let mass = grid.integrate_f64(|x| t3.log_density_f64(x).exp());
+    assert!((mass - 1.0).abs() < 1e-10, "∫ p = {mass} on T^3");
+
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let points = t4.sample_f64(4000, &mut rng);
+    compare_batched(t4.as_ref(), &points[..400 * 4], DType::F64, 1e-12);
+    compare_batched(t4.as_ref(), &points[..400 * 4], DType::F32, 1e-4);
+    // one component alone: per coordinate, the circular mean sits at μ_a and the mean
+    // resultant length is e^{−2π²σ²} (the characteristic function of the normal at 2π)
+    let single = WrappedGaussianMixture::new(vec![WrappedGaussianComponent {
+        weight: 1.0,
+        mean: vec![0.2, 0.4, 0.9, 0.5],
+        std: 0.15,
+    }])
+    .unwrap();
+    let n = 20_000;
+    let xs = single.sample_f64(n, &mut rng);
+    for a in 0..4 {
+        let (c, s) =
+            xs.chunks(4).fold((0.0, 0.0), |(c, s), x| (c + (2.0 * PI * x[a]).cos(), s + (2.0 * PI * x[a]).sin()));
+        let (c, s) = (c / n as f64, s / n as f64);
+        let resultant = (c * c + s * s).sqrt();
+        let expected = (-2.0 * PI * PI * 0.15f64.powi(2)).exp();
+        assert!((resultant - expected).abs() < 0.02, "axis {a}: {resultant} vs {expected}");
+        let mean = s.atan2(c) / (2.0 * PI);
+        let target = [0.2, 0.4, 0.9, 0.5][a];
+        let off = (mean - target + 0.5).rem_euclid(1.0) - 0.5;
+        assert!(off.abs() < 0.01, "axis {a}: circular mean {mean} vs {target}");
     }
 }

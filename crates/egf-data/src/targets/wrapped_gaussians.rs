@@ -1,4 +1,4 @@
-//! Mixtures of wrapped normal distributions on the torus `T^2`.
+//! Mixtures of wrapped normal distributions on the tori `T^d`.
 
 use std::f64::consts::PI;
 
@@ -17,21 +17,21 @@ use crate::{DataError, Result};
 pub const WRAPPED_STD_RANGE: (f64, f64) = (1e-6, 1.0);
 
 /// One component of a [`WrappedGaussianMixture`]: an isotropic normal `N(mean, std² I)` on
-/// `R^2` wrapped onto `T^2`.
+/// `R^d` wrapped onto `T^d` (`d` = the length of `mean`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WrappedGaussianComponent {
     /// Mixture weight `w_c > 0` (the weights are normalized to sum to 1).
     pub weight: f64,
-    /// Mean `μ_c`, torus coordinates (reduced mod 1).
-    pub mean: [f64; 2],
+    /// Mean `μ_c`, torus coordinates (reduced mod 1); its length is the dimension `d`.
+    pub mean: Vec<f64>,
     /// Standard deviation `σ_c` in torus units, in [`WRAPPED_STD_RANGE`].
     pub std: f64,
 }
 
-/// A mixture of wrapped isotropic normals on `T^2`, with density w.r.t. Lebesgue measure
+/// A mixture of wrapped isotropic normals on `T^d`, with density w.r.t. Lebesgue measure
 ///
-/// `p(x) = Σ_c w_c Π_{a=1,2} Σ_{m ∈ Z} φ_{σ_c}(x_a − μ_{c,a} + m)`,   `φ_σ(t) = e^{−t²/(2σ²)} / (σ √(2π))`,
+/// `p(x) = Σ_c w_c Π_{a=1..d} Σ_{m ∈ Z} φ_{σ_c}(x_a − μ_{c,a} + m)`,   `φ_σ(t) = e^{−t²/(2σ²)} / (σ √(2π))`,
 ///
 /// the law of `(μ_c + σ_c ε) mod 1`, `ε ~ N(0, I)`, with `c` drawn with probability `w_c`.
 ///
@@ -45,13 +45,22 @@ pub struct WrappedGaussianComponent {
 pub struct WrappedGaussianMixture {
     components: Vec<WrappedGaussianComponent>,
     images: usize,
+    dim: usize,
 }
 
 impl WrappedGaussianMixture {
     /// The mixture of `components` (at least one; weights positive and finite, normalized
-    /// here; means finite, reduced mod 1; standard deviations in [`WRAPPED_STD_RANGE`]).
+    /// here; means finite, all of one length `d ≥ 1`, reduced mod 1; standard deviations
+    /// in [`WRAPPED_STD_RANGE`]).
     pub fn new(components: Vec<WrappedGaussianComponent>) -> Result<Self> {
         let weights = normalized_weights("wrapped Gaussian", components.iter().map(|c| c.weight))?;
+        let dim = components[0].mean.len();
+        if let Some(c) = components.iter().find(|c| c.mean.len() != dim || c.mean.is_empty()) {
+            return Err(DataError::invalid(
+                "wrapped Gaussian mean",
+                format!("{:?} has {} coordinates, the first component's mean {dim}", c.mean, c.mean.len()),
+            ));
+        }
         let (lo, hi) = WRAPPED_STD_RANGE;
         let mut images = 1;
         let mut comps = Vec::with_capacity(components.len());
@@ -65,9 +74,13 @@ impl WrappedGaussianMixture {
             while ((images * (images + 1)) as f64) < 80.0 * c.std * c.std {
                 images += 1;
             }
-            comps.push(WrappedGaussianComponent { weight: w, mean: c.mean.map(wrap_unit), std: c.std });
+            comps.push(WrappedGaussianComponent {
+                weight: w,
+                mean: c.mean.into_iter().map(wrap_unit).collect(),
+                std: c.std,
+            });
         }
-        Ok(Self { components: comps, images })
+        Ok(Self { components: comps, images, dim })
     }
 
     /// The components, with normalized weights and means in `[0, 1)`.
@@ -80,9 +93,9 @@ impl WrappedGaussianMixture {
         self.images
     }
 
-    /// `log w_c − 2 log(σ_c √(2π))`, the log of the component's constant factor.
-    fn log_coefficient(c: &WrappedGaussianComponent) -> f64 {
-        c.weight.ln() - 2.0 * (c.std * (2.0 * PI).sqrt()).ln()
+    /// `log w_c − d log(σ_c √(2π))`, the log of the component's constant factor.
+    fn log_coefficient(&self, c: &WrappedGaussianComponent) -> f64 {
+        c.weight.ln() - self.dim as f64 * (c.std * (2.0 * PI).sqrt()).ln()
     }
 }
 
@@ -92,11 +105,11 @@ impl Target for WrappedGaussianMixture {
     }
 
     fn manifold(&self) -> Manifold {
-        Manifold::Torus { dim: 2 }
+        Manifold::Torus { dim: self.dim }
     }
 
     fn log_density_f64(&self, x: &[f64]) -> f64 {
-        if x.len() != 2 {
+        if x.len() != self.dim {
             return f64::NAN;
         }
         let m = self.images as i64;
@@ -106,7 +119,7 @@ impl Target for WrappedGaussianMixture {
             .iter()
             .map(|c| {
                 let inv_two_var = 1.0 / (2.0 * c.std * c.std);
-                let mut log_p = Self::log_coefficient(c);
+                let mut log_p = self.log_coefficient(c);
                 for (xa, ma) in x.iter().zip(&c.mean) {
                     let delta = wrap_centered_f64(xa - ma);
                     for (t, k) in terms.iter_mut().zip(-m..=m) {
@@ -125,16 +138,17 @@ impl Target for WrappedGaussianMixture {
         check_batch(self.manifold(), x)?;
         let n_comp = self.components.len();
         let k = 2 * self.images + 1;
-        let means = constant(self.components.iter().flat_map(|c| c.mean).collect(), &[1, n_comp, 2], x)?;
+        let d = self.dim;
+        let means = constant(self.components.iter().flat_map(|c| c.mean.clone()).collect(), &[1, n_comp, d], x)?;
         let offsets: Vec<f64> = (-(self.images as i64)..=self.images as i64).map(|m| m as f64).collect();
         let offsets = constant(offsets, &[1, 1, 1, k], x)?;
         let scale = constant(self.components.iter().map(|c| -0.5 / (c.std * c.std)).collect(), &[1, n_comp, 1, 1], x)?;
-        let coef = constant(self.components.iter().map(Self::log_coefficient).collect(), &[1, n_comp], x)?;
-        // δ: (n, C, 2) in [−1/2, 1/2); images: (n, C, 2, K)
+        let coef = constant(self.components.iter().map(|c| self.log_coefficient(c)).collect(), &[1, n_comp], x)?;
+        // δ: (n, C, d) in [−1/2, 1/2); images: (n, C, d, K)
         let delta = tensor_ops::wrap_centered(&x.unsqueeze(1)?.broadcast_sub(&means)?)?;
         let shifted = delta.unsqueeze(3)?.broadcast_add(&offsets)?;
         let exponents = shifted.sqr()?.broadcast_mul(&scale)?;
-        let per_axis = logsumexp_last(&exponents)?; // (n, C, 2)
+        let per_axis = logsumexp_last(&exponents)?; // (n, C, d)
         let per_component = per_axis.sum(2)?.broadcast_add(&coef)?; // (n, C)
         logsumexp_last(&per_component)
     }
@@ -142,10 +156,10 @@ impl Target for WrappedGaussianMixture {
     /// Exact: component `c` with probability `w_c`, then `(μ_c + σ_c ε) mod 1`.
     fn sample_f64(&self, n: usize, rng: &mut dyn RngCore) -> Vec<f64> {
         let weights: Vec<f64> = self.components.iter().map(|c| c.weight).collect();
-        let mut out = Vec::with_capacity(2 * n);
+        let mut out = Vec::with_capacity(self.dim * n);
         for _ in 0..n {
             let c = &self.components[choose_component(&weights, rng)];
-            for a in 0..2 {
+            for a in 0..self.dim {
                 let e: f64 = rng.sample(StandardNormal);
                 out.push(wrap_unit(c.mean[a] + c.std * e));
             }
