@@ -181,7 +181,9 @@ pub struct EvalArgs {
     /// Defensive uniform weight w of the reported density.
     #[arg(long, value_name = "W", value_parser = parse_weight)]
     pub defensive_weight: Option<f64>,
-    /// Resolution of the quadrature grid for ∫t⁺, δ, ∫g.
+    /// Resolution R of the coarser of the two quadrature rules for ∫t⁺, δ, ∫g: the report
+    /// integrates on the rule of 2R and checks against R [default: the run's
+    /// eval.quadrature_resolution, 64 for a model outside a run].
     #[arg(long, value_name = "R", value_parser = parse_positive)]
     pub quadrature: Option<usize>,
     /// Seed of the sampler and of the backward trajectories.
@@ -240,9 +242,10 @@ pub struct DensityArgs {
     /// Defensive uniform weight w of the reported density.
     #[arg(long, value_name = "W", default_value_t = 1e-3, value_parser = parse_weight)]
     pub defensive_weight: f64,
-    /// Resolution of the quadrature grid for ∫t⁺.
-    #[arg(long, value_name = "R", default_value_t = 64, value_parser = parse_positive)]
-    pub quadrature: usize,
+    /// Resolution R of the quadrature rule for ∫t⁺, δ, ∫g [default: that of the run's final
+    /// evaluation, twice its eval.quadrature_resolution; 128 for a model outside a run].
+    #[arg(long, value_name = "R", value_parser = parse_positive)]
+    pub quadrature: Option<usize>,
     /// Colour scale of the PNG.
     #[arg(long, value_enum, default_value = "auto")]
     pub scale: Scale,
@@ -266,9 +269,10 @@ pub struct PlotArgs {
     /// Defensive uniform weight w of the reported density.
     #[arg(long, value_name = "W", default_value_t = 1e-3, value_parser = parse_weight)]
     pub defensive_weight: f64,
-    /// Resolution of the quadrature grid for ∫t⁺.
-    #[arg(long, value_name = "R", default_value_t = 64, value_parser = parse_positive)]
-    pub quadrature: usize,
+    /// Resolution R of the quadrature rule for ∫t⁺, δ, ∫g [default: that of the run's final
+    /// evaluation, twice its eval.quadrature_resolution; 128 for a model outside a run].
+    #[arg(long, value_name = "R", value_parser = parse_positive)]
+    pub quadrature: Option<usize>,
     /// Colour scale.
     #[arg(long, value_enum, default_value = "auto")]
     pub scale: Scale,
@@ -296,9 +300,10 @@ pub struct LogpdfArgs {
     /// Defensive uniform weight w of the reported density.
     #[arg(long, value_name = "W", default_value_t = 1e-3, value_parser = parse_weight)]
     pub defensive_weight: f64,
-    /// Resolution of the quadrature grid for ∫t⁺.
-    #[arg(long, value_name = "R", default_value_t = 64, value_parser = parse_positive)]
-    pub quadrature: usize,
+    /// Resolution R of the quadrature rule for ∫t⁺, δ, ∫g [default: that of the run's final
+    /// evaluation, twice its eval.quadrature_resolution; 128 for a model outside a run].
+    #[arg(long, value_name = "R", value_parser = parse_positive)]
+    pub quadrature: Option<usize>,
     /// Points per network evaluation (bounds memory).
     #[arg(long, value_name = "N", default_value_t = 8192, value_parser = parse_positive)]
     pub chunk: usize,
@@ -308,9 +313,10 @@ pub struct LogpdfArgs {
 pub struct InfoArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Resolution of the quadrature grid for ∫t, δ, ∫g.
-    #[arg(long, value_name = "R", default_value_t = 64, value_parser = parse_positive)]
-    pub quadrature: usize,
+    /// Resolution R of the quadrature rule for ∫t⁺, δ, ∫g [default: that of the run's final
+    /// evaluation, twice its eval.quadrature_resolution; 128 for a model outside a run].
+    #[arg(long, value_name = "R", value_parser = parse_positive)]
+    pub quadrature: Option<usize>,
     /// Also run the ergodicity diagnostic of the family (about 0.1 s).
     #[arg(long)]
     pub ergodicity: bool,

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use egf_flow::{EgfModel, FlowModel, MassReport, ModelDescription, SavedModel};
 use egf_manifold::{Manifold, QuadratureGrid};
-use egf_train::{DeviceSpec, TrainConfig};
+use egf_train::{DeviceSpec, EvalSettings, TrainConfig};
 
 use crate::args::ModelArgs;
 use crate::usage::usage;
@@ -119,11 +119,23 @@ pub fn load_flow(args: &ModelArgs, command: &str) -> Result<(ModelLocation, Flow
     }
 }
 
-/// `∫t`, `∫t⁺`, `δ`, `∫g` of `model` on its default quadrature grid of resolution `resolution`.
-pub fn mass(model: &FlowModel, resolution: usize, chunk: usize) -> Result<MassReport> {
-    let grid = QuadratureGrid::new(model.manifold(), resolution).with_context(|| {
-        format!("no quadrature grid on {} (the integrals ∫t⁺, δ need T^1–T^3, S^1 or S^2)", model.manifold())
-    })?;
+/// `∫t`, `∫t⁺`, `δ`, `∫g` of `model` on its default quadrature rule of resolution
+/// `resolution`, or by default on the rule of the final evaluation of the run the model
+/// belongs to (twice its `eval.quadrature_resolution`; 128 outside a run), so that the
+/// reported density is normalized as in the run's `report.json`.
+pub fn mass(
+    model: &FlowModel,
+    location: &ModelLocation,
+    resolution: Option<usize>,
+    chunk: usize,
+) -> Result<MassReport> {
+    let resolution = resolution.unwrap_or_else(|| {
+        2 * location
+            .run_config()
+            .map_or(EvalSettings::default().quadrature_resolution, |c| c.eval.quadrature_resolution)
+    });
+    let grid = QuadratureGrid::new(model.manifold(), resolution)
+        .with_context(|| format!("no quadrature rule of resolution {resolution} on {}", model.manifold()))?;
     Ok(model.mass_report(&grid, chunk)?)
 }
 

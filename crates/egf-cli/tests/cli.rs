@@ -233,6 +233,11 @@ fn end_to_end_on_the_torus() {
     assert_eq!(v["points"], 100);
     // T²: the reported integrals on the 32 × 32 grid, checked on the 16 × 16 one
     assert_eq!((v["quadrature_points"].as_u64(), v["quadrature_check"]["points"].as_u64()), (Some(1024), Some(256)));
+    // logpdf normalizes on the same rule as the report by default: the same NLL
+    let logpdf_mean =
+        lines_of(&lp)[1..].iter().map(|l| l.split(',').nth(2).unwrap().parse::<f64>().unwrap()).sum::<f64>() / 100.0;
+    let nll = v["nll"].as_f64().unwrap();
+    assert!((logpdf_mean + nll).abs() < 1e-5 * nll.abs().max(1.0), "logpdf mean {logpdf_mean} vs eval NLL {nll}");
     assert!(v["nll"].as_f64().unwrap().is_finite());
     // the test part of the split of the 100 samples
     let o = egf(&[

@@ -52,7 +52,7 @@ pub fn run(args: DensityArgs) -> Result<()> {
     let (location, model) = model_io::load_flow(&args.model, "density")?;
     let manifold = model.manifold();
     model_io::picture_grid(manifold, 1)?; // fails early on manifolds without pictures
-    let mass = model_io::mass(&model, args.quadrature, args.chunk)?;
+    let mass = model_io::mass(&model, &location, args.quadrature, args.chunk)?;
     let (grid, density) = model_io::density_grid(&model, args.resolution, &mass, args.defensive_weight, args.chunk)?;
     match kind {
         OutKind::Csv => write_grid_csv(&args.out, &grid, &density)?,

@@ -125,7 +125,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
             out["parameterization"] = json!("flow");
             out["config"] = serde_json::to_value(c)?;
             out["parameters"] = json!(m.parameter_count());
-            match model_io::mass(m, args.quadrature, 8192) {
+            match model_io::mass(m, &location, args.quadrature, 8192) {
                 Ok(mass) => {
                     rows.push(("Z_init".into(), sig(mass.z_init, 6)));
                     rows.push(("∫ t dλ".into(), sig(mass.integral_t, 6)));

@@ -13,7 +13,7 @@ use crate::points::{data_rows, format_for, read_points};
 
 pub fn run(args: LogpdfArgs) -> Result<()> {
     check_out_dir(&args.out)?;
-    let (_, model) = model_io::load_flow(&args.model, "logpdf")?;
+    let (location, model) = model_io::load_flow(&args.model, "logpdf")?;
     let manifold = model.manifold();
     let format = format_for(manifold, args.format, "--format")?;
     let points = read_points(&args.points, manifold, format)?;
@@ -26,7 +26,7 @@ pub fn run(args: LogpdfArgs) -> Result<()> {
             rows.len()
         );
     }
-    let mass = model_io::mass(&model, args.quadrature, args.chunk)?;
+    let mass = model_io::mass(&model, &location, args.quadrature, args.chunk)?;
     let x = points.to_tensor(model.dtype(), model.device())?;
     let (log_p, nonpositive) = model_io::log_density_and_sign(&model, &x, &mass, args.defensive_weight, args.chunk)?;
 

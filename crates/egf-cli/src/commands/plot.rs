@@ -35,7 +35,7 @@ pub fn run(args: PlotArgs) -> Result<()> {
     let manifold = model.manifold();
     model_io::picture_grid(manifold, 1)?;
     let data = load_data(&args.data, manifold)?;
-    let mass = model_io::mass(&model, args.quadrature, args.chunk)?;
+    let mass = model_io::mass(&model, &location, args.quadrature, args.chunk)?;
     let (_, density) = model_io::density_grid(&model, args.resolution, &mass, args.defensive_weight, args.chunk)?;
     let scale = ColorScale::covering(&density.values, is_log(args.scale, manifold));
     let what = match manifold {
