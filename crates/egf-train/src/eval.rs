@@ -181,13 +181,19 @@ pub struct SamplerReport {
 /// resolution `2 R` (`R = quadrature_resolution`; on `S²` twice the latitudes and the
 /// longitudes, four times the points) for the numbers it reports, and on the grid of `R`
 /// for this check; `nll_change` far from 0 says that `R` (validation uses it) does not
-/// resolve the model.
+/// resolve the model. A small `nll_change` is not proof that `2R` does: check also that
+/// `∫ t dλ` is `Z_init` on both rules (the mass identity, spec section 3).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuadratureCheck {
     /// The coarse grid's resolution `R`.
     pub resolution: usize,
     /// Its number of points.
     pub points: usize,
+    /// `∫ t dλ` on it: the mass identity `∫ t dλ = Z_init` holds exactly, so its distance
+    /// from `Z_init` (like that of the report's `integral_t`) measures the rule's error
+    /// independently of `nll_change`, which two equally unresolved rules can make small.
+    #[serde(default)]
+    pub integral_t: f64,
     /// `∫ t⁺ dλ` on it.
     pub integral_t_plus: f64,
     /// `δ = ∫ t⁻ dλ` on it.
@@ -292,6 +298,7 @@ pub fn evaluate<R: Rng + ?Sized>(
     let quadrature_check = QuadratureCheck {
         resolution: settings.quadrature_resolution,
         points: coarse.mass.grid_points,
+        integral_t: coarse.mass.integral_t,
         integral_t_plus: coarse.mass.integral_t_plus,
         negative_mass: coarse.mass.negative_mass,
         nll: coarse.nll,

@@ -64,7 +64,8 @@ pub fn report_rows(r: &EvalReport) -> Vec<(String, String)> {
         rows.push((
             format!("quadrature check ({} points)", q.points),
             format!(
-                "∫ t⁺ dλ {}, NLL {} nats: the reported NLL differs by {} nats",
+                "∫ t dλ {}, ∫ t⁺ dλ {}, NLL {} nats: the reported NLL differs by {} nats",
+                sig(q.integral_t, 7),
                 sig(q.integral_t_plus, 7),
                 sig(q.nll, 6),
                 sig(q.nll_change, 3)
