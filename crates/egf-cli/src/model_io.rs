@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use egf_flow::{EgfModel, FlowModel, MassReport, ModelDescription, SavedModel};
 use egf_manifold::{Manifold, QuadratureGrid};
-use egf_train::{DeviceSpec, EvalSettings, TrainConfig};
+use egf_train::{DeviceSpec, TrainConfig};
 
 use crate::args::ModelArgs;
 use crate::usage::usage;
@@ -129,11 +129,8 @@ pub fn mass(
     resolution: Option<usize>,
     chunk: usize,
 ) -> Result<MassReport> {
-    let resolution = resolution.unwrap_or_else(|| {
-        2 * location
-            .run_config()
-            .map_or(EvalSettings::default().quadrature_resolution, |c| c.eval.quadrature_resolution)
-    });
+    let resolution =
+        resolution.unwrap_or_else(|| location.run_config().map(|c| c.eval).unwrap_or_default().report_resolution());
     let grid = QuadratureGrid::new(model.manifold(), resolution)
         .with_context(|| format!("no quadrature rule of resolution {resolution} on {}", model.manifold()))?;
     Ok(model.mass_report(&grid, chunk)?)

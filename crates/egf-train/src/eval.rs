@@ -121,6 +121,12 @@ impl EvalSettings {
         Ok(())
     }
 
+    /// Resolution of the rule the final [`evaluate`] reports on: twice
+    /// `quadrature_resolution` (whose rule becomes the [`QuadratureCheck`]).
+    pub fn report_resolution(&self) -> usize {
+        2 * self.quadrature_resolution
+    }
+
     /// The quadrature grid of `manifold` at `quadrature_resolution`.
     pub fn grid(&self, manifold: Manifold) -> Result<QuadratureGrid> {
         Ok(QuadratureGrid::new(manifold, self.quadrature_resolution)?)
@@ -293,7 +299,7 @@ pub fn evaluate<R: Rng + ?Sized>(
 ) -> Result<EvalReport> {
     settings.validate("eval")?;
     let coarse = validation_nll(model, points, settings)?;
-    let fine_settings = EvalSettings { quadrature_resolution: 2 * settings.quadrature_resolution, ..settings.clone() };
+    let fine_settings = EvalSettings { quadrature_resolution: settings.report_resolution(), ..settings.clone() };
     let nll = validation_nll(model, points, &fine_settings)?;
     let quadrature_check = QuadratureCheck {
         resolution: settings.quadrature_resolution,
