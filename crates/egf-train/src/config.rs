@@ -107,6 +107,19 @@ pub struct ImitationConfig {
     /// Batch sizes.
     #[serde(default)]
     pub batch: BatchSizes,
+    /// Scale σ of the noise added to every data point of a training batch before the
+    /// cross-entropy term of KL-weakFM sees it ([`Manifold::perturb`]: radians on the
+    /// sphere, coordinate units on the torus); `0` (the default) trains on the points
+    /// themselves. A σ > 0 fits `p_data * K_σ`, the data smoothed by the perturbation
+    /// kernel, which keeps a large network from memorising the training points; the
+    /// validation and test splits are never perturbed, so the reported NLL is of the
+    /// unsmoothed data.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub data_jitter: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// A source of data points, tagged by `source`.
@@ -594,6 +607,7 @@ impl TrainConfig {
                 im.loss.validate().map_err(|e| loss_field("task.loss", e))?;
                 im.nu_train.validate().map_err(|e| loss_field("task.nu_train", e))?;
                 validate_batch("task.batch", &im.batch)?;
+                non_negative_finite("task.data_jitter", im.data_jitter)?;
                 if let Some(w) = egf_loss::check_weak_fm_weight(im.loss.negative_weight, im.nu_train.uniform_share) {
                     warnings.push(w);
                 }
@@ -703,6 +717,7 @@ impl TrainConfig {
                 loss: KlWeakFmConfig { epsilon: 1e-3, negative_weight: 5.0, outflow_weight: 0.0 },
                 nu_train: NuTrainConfig { uniform_share: 0.5, data_noise: 0.02, on_policy_share: 0.0 },
                 batch: BatchSizes { data: 256, nu_train: 256, uniform: 128, ..BatchSizes::default() },
+                data_jitter: 0.0,
             }),
             optimizer: OptimizerConfig { lr: 5e-3, ..OptimizerConfig::default() },
             schedule: ScheduleConfig::Exponential { final_lr: 1e-4 },

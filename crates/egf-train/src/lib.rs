@@ -43,6 +43,7 @@
 //! loss = { epsilon = 1e-3, negative_weight = 5.0, outflow_weight = 0.0 }
 //! nu_train = { uniform_share = 0.5, data_noise = 0.02, on_policy_share = 0.0 }
 //! batch = { data = 512, nu_train = 512, uniform = 256 }
+//! data_jitter = 0.0             # σ of the noise on training points (a smoothing regularizer)
 //!
 //! [optimizer]
 //! kind = "adam"                 # adam | adamw

@@ -248,9 +248,12 @@ impl Prepared {
         match self {
             Prepared::Imitation { cfg, train, batcher, .. } => {
                 let idx = batcher.indices(batch);
-                let x = train.index_select(&Tensor::new(idx, train.device())?, 0)?;
+                let mut x = train.index_select(&Tensor::new(idx, train.device())?, 0)?;
                 let nu = egf_loss::sample_nu_train(model, &x, cfg.batch.nu_train, &cfg.nu_train, rng)?;
                 let u = model.manifold().sample_uniform(cfg.batch.uniform, rng, dtype, &device)?;
+                if cfg.data_jitter > 0.0 {
+                    x = model.manifold().perturb(&x, cfg.data_jitter, rng)?;
+                }
                 Ok(egf_loss::kl_weak_fm(model, &x, &nu, &u, &cfg.loss)?)
             }
             Prepared::Reward { cfg, reward, target } => {

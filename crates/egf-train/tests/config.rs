@@ -71,6 +71,8 @@ fn bad_values_name_the_field() {
         ("task.loss.epsilon=0.0", "task.loss.epsilon"),
         ("task.loss.negative_weight=-1.0", "task.loss.negative_weight"),
         ("task.nu_train.uniform_share=1.5", "task.nu_train.uniform_share"),
+        ("task.data_jitter=-0.01", "task.data_jitter"),
+        ("task.data_jitter=nan", "task.data_jitter"),
         ("task.split.train=0.9", "task.split"),
         ("eval.defensive_weight=0.0", "eval.defensive_weight"),
         ("model.network.width=0", "model.network.width"),

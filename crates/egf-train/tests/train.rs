@@ -107,6 +107,23 @@ fn resumed_run_matches_uninterrupted_run_bit_for_bit() {
     assert_eq!(steps, vec![10, 20, 27, 30, 40, 50, 60]);
 }
 
+/// `task.data_jitter = σ` fits the data smoothed by the perturbation kernel: with
+/// σ = 0.3 (on the unit torus) the wrapped Gaussians are smoothed almost to the uniform
+/// density, so the fitted density scores the unperturbed validation points much worse
+/// than the plain run's, yet still close to the uniform density's NLL of 0.
+#[test]
+fn data_jitter_fits_the_smoothed_data() {
+    let quiet = RunOptions { quiet: true, ..Default::default() };
+    let plain = train(&tiny("jitter_off", 150), &quiet).unwrap();
+    let mut c = tiny("jitter_on", 150);
+    c.apply_override("task.data_jitter=0.3").unwrap();
+    let smooth = train(&c, &quiet).unwrap();
+    let (plain, smooth) = (plain.best_validation.unwrap(), smooth.best_validation.unwrap());
+    println!("validation NLL: plain {plain}, jitter 0.3 {smooth}");
+    assert!(smooth > plain + 0.2, "plain {plain}, smoothed {smooth}");
+    assert!(smooth.abs() < 0.2, "smoothed {smooth}");
+}
+
 #[test]
 fn resume_without_checkpoint_is_an_error() {
     let c = tiny("resume_nothing", 10);
