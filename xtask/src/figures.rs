@@ -68,7 +68,7 @@ pub fn earth_map(dir: &Path, dataset: &str, config: &TrainConfig, report: &Train
     let scale = ColorScale::covering(&fig.learned.values, true);
     let nll = report.test.as_ref().map(|t| format!(", TEST NLL {}", sig(t.nll, 4))).unwrap_or_default();
     let title = format!(
-        "{} SEED {}: DENSITY OF THE BEST CHECKPOINT (STEP {}){nll}, {} TEST POINTS",
+        "{} SEED {}, BEST CHECKPOINT (STEP {}){nll}, {} TEST POINTS",
         dataset.to_uppercase(),
         config.seed,
         report.best_step.map(|s| s.to_string()).unwrap_or_else(|| "LAST".into()),
