@@ -114,12 +114,8 @@ pub struct ImitationConfig {
     /// kernel, which keeps a large network from memorising the training points; the
     /// validation and test splits are never perturbed, so the reported NLL is of the
     /// unsmoothed data.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default)]
     pub data_jitter: f64,
-}
-
-fn is_zero(v: &f64) -> bool {
-    *v == 0.0
 }
 
 /// A source of data points, tagged by `source`.
