@@ -72,6 +72,13 @@ pub struct ReproduceArgs {
     /// Override the number of training steps of every run (default: the configs', or 300 with --quick).
     #[arg(long)]
     pub steps: Option<usize>,
+    /// Pick up the runs already under `<out>/<experiment>/runs/`: a finished run (one with a
+    /// `report.json`) is not trained again and its report goes into the table, an interrupted
+    /// one continues from its last checkpoint. A run folder whose `config.toml` differs from
+    /// the config the run gets now is an error, never overwritten. Without `--resume` every
+    /// run starts over.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 fn main() {

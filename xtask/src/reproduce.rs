@@ -98,12 +98,86 @@ fn scale(args: &ReproduceArgs, config: &mut TrainConfig) {
     }
 }
 
-fn run_one(config: &TrainConfig, out: &Path, label: &str) -> Result<TrainReport> {
-    std::fs::write(out.join("configs").join(format!("{label}.toml")), config.to_toml_string()?)?;
-    eprintln!("[xtask] {label}: {} steps on {}", config.steps, config.device);
-    let report = train(config, &RunOptions { quiet: true, resume: false, max_steps_this_run: None })
+/// Trains one run into `config.output_dir` (after writing its config to `<out>/configs/`),
+/// or with `resume` picks it up where an earlier invocation left it ([`PreviousRun`]).
+fn run_one(config: &TrainConfig, out: &Path, label: &str, resume: bool) -> Result<TrainReport> {
+    let config_text = config.to_toml_string()?;
+    std::fs::write(out.join("configs").join(format!("{label}.toml")), &config_text)?;
+    let previous = if resume { previous_run(&config.output_dir, &config_text)? } else { PreviousRun::None };
+    let resume_training = match previous {
+        PreviousRun::Finished(report) => {
+            eprintln!("[xtask] {label}: finished earlier, report reused ({})", config.output_dir.display());
+            return Ok(*report);
+        }
+        PreviousRun::Interrupted => {
+            eprintln!("[xtask] {label}: resuming from its last checkpoint, {} steps in all", config.steps);
+            true
+        }
+        PreviousRun::None => {
+            eprintln!("[xtask] {label}: {} steps on {}", config.steps, config.device);
+            false
+        }
+    };
+    let report = train(config, &RunOptions { quiet: true, resume: resume_training, max_steps_this_run: None })
         .with_context(|| format!("training {label}"))?;
     Ok(report)
+}
+
+/// A run folder that `--resume` must not touch: it holds a run of another config. Unlike
+/// a run that diverges, which the reward experiments record and go past, this stops the
+/// whole invocation.
+#[derive(Debug)]
+struct ResumeConflict(String);
+
+impl std::fmt::Display for ResumeConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ResumeConflict {}
+
+/// What an earlier invocation left in a run's output folder.
+enum PreviousRun {
+    /// Nothing to pick up (no folder, or no checkpoint yet): train from step 0.
+    None,
+    /// A checkpoint but no final report: continue from `checkpoints/last`.
+    Interrupted,
+    /// The run finished; its `report.json`.
+    Finished(Box<TrainReport>),
+}
+
+/// Reads what is in `dir` for `--resume`. The saved `config.toml` must equal
+/// `config_text` (the config the run gets now), so that a changed config or step count
+/// can never mix two trainings in one result; a mismatch is an error naming the folder.
+fn previous_run(dir: &Path, config_text: &str) -> Result<PreviousRun> {
+    let saved_config = dir.join(egf_train::CONFIG_FILE);
+    if !saved_config.exists() {
+        return Ok(PreviousRun::None);
+    }
+    let saved =
+        std::fs::read_to_string(&saved_config).with_context(|| format!("reading {}", saved_config.display()))?;
+    if saved != config_text {
+        return Err(ResumeConflict(format!(
+            "--resume: {} was written by a different config than this run's (changed config file, --steps, \
+             --quick or --device); remove {} or choose another --out",
+            saved_config.display(),
+            dir.display()
+        ))
+        .into());
+    }
+    let report_file = dir.join(egf_train::REPORT_FILE);
+    if report_file.exists() {
+        let text =
+            std::fs::read_to_string(&report_file).with_context(|| format!("reading {}", report_file.display()))?;
+        let report: TrainReport =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a training report", report_file.display()))?;
+        if report.finished {
+            return Ok(PreviousRun::Finished(Box::new(report)));
+        }
+    }
+    let has_checkpoint = egf_train::checkpoint_dir(dir, egf_train::CheckpointKind::Last).exists();
+    Ok(if has_checkpoint { PreviousRun::Interrupted } else { PreviousRun::None })
 }
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -158,7 +232,7 @@ fn earth(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
             scale(args, &mut config);
             let label = format!("{ds}-seed{seed}");
             config.output_dir = out.join("runs").join(&label);
-            let report = run_one(&config, out, &label)?;
+            let report = run_one(&config, out, &label, args.resume)?;
             if seed == 0 {
                 let path = earth_map(&figures_dir(out)?, ds, &config, &report)?;
                 eprintln!("[xtask] figure {}", path.display());
@@ -325,7 +399,7 @@ fn torus_il(args: &ReproduceArgs, out: &Path) -> Result<(String, String)> {
             let stem = file.trim_end_matches(".toml");
             let label = format!("{stem}-seed{seed}");
             config.output_dir = out.join("runs").join(&label);
-            let report = run_one(&config, out, &label)?;
+            let report = run_one(&config, out, &label, args.resume)?;
             let test = report.test.as_ref().ok_or_else(|| anyhow!("{label}: no test evaluation"))?;
             let (kl, tv, t0) = torus_metrics(&report, &config)?;
             if seed == 0 {
@@ -487,8 +561,9 @@ fn reward_runs(
             config.output_dir = out.join("runs").join(&label);
             // a run that diverges is a result (divergence FM, the forward KL of a flow whose
             // t ≤ 0 at a target sample): record it and go on with the others
-            let report = match run_one(&config, out, &label) {
+            let report = match run_one(&config, out, &label, args.resume) {
                 Ok(report) => report,
+                Err(e) if e.downcast_ref::<ResumeConflict>().is_some() => return Err(e),
                 Err(e) => {
                     let last = last_logged_step(&config.output_dir);
                     let message = format!("{e:#} (last step logged: {last})").replace([',', '\n'], ";");
@@ -617,6 +692,7 @@ mod tests {
             out: out.to_path_buf(),
             datasets: vec!["volcano".into()],
             steps: Some(60),
+            resume: false,
         }
     }
 
@@ -737,6 +813,58 @@ mod tests {
         assert_eq!(objectives, ["divergence-reg", "divergence", "stable"], "{csv}");
         let (w, _) = png_size(&out.join("rl/figures/rl-checkerboard-curves.png"));
         assert!(w > 2 * 460);
+        let _ = std::fs::remove_dir_all(&out);
+    }
+
+    /// `--resume` reuses finished runs untouched, finishes an interrupted one, and refuses
+    /// a run folder written by another config.
+    #[test]
+    fn resume_picks_up_finished_and_interrupted_runs() {
+        let out = std::env::temp_dir().join(format!("egf-xtask-resume-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let mut a = args(Experiment::Rl, &out);
+        a.steps = Some(6);
+        run(&a).unwrap();
+        let csv_path = out.join("rl/results.csv");
+        let first = std::fs::read_to_string(&csv_path).unwrap();
+        let run_dir = out.join("rl/runs/rl-checkerboard-stable-seed0");
+        let metrics = std::fs::read(run_dir.join(egf_train::metrics::METRICS_FILE)).unwrap();
+
+        // everything finished: no training, the same table to the byte
+        a.resume = true;
+        run(&a).unwrap();
+        assert_eq!(std::fs::read_to_string(&csv_path).unwrap(), first);
+        assert_eq!(
+            std::fs::read(run_dir.join(egf_train::metrics::METRICS_FILE)).unwrap(),
+            metrics,
+            "a finished run was retrained"
+        );
+
+        // a run killed after its last checkpoint but before its report: only the final
+        // evaluation is left, and it evaluates the same best checkpoint
+        std::fs::remove_file(run_dir.join(egf_train::REPORT_FILE)).unwrap();
+        run(&a).unwrap();
+        assert!(run_dir.join(egf_train::REPORT_FILE).exists());
+        let column = |csv: &str, row: &str, name: &str| -> String {
+            let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+            let col = header.iter().position(|h| *h == name).unwrap();
+            let line = csv.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("no row {row}:\n{csv}"));
+            line.split(',').nth(col).unwrap().to_string()
+        };
+        let again = std::fs::read_to_string(&csv_path).unwrap();
+        for name in ["total_variation", "z_init", "negative_mass"] {
+            assert_eq!(
+                column(&again, "rl-checkerboard-stable,", name),
+                column(&first, "rl-checkerboard-stable,", name),
+                "{name}"
+            );
+        }
+
+        // another step count is another run: an error naming the folder, nothing overwritten
+        a.steps = Some(7);
+        let err = format!("{:#}", run(&a).unwrap_err());
+        assert!(err.contains("--resume") && err.contains("rl-checkerboard-"), "{err}");
+        assert!(run_dir.join(egf_train::REPORT_FILE).exists());
         let _ = std::fs::remove_dir_all(&out);
     }
 }
