@@ -93,6 +93,53 @@ fn host_probs(log_probs: &Tensor, what: &str) -> Result<(Vec<f64>, usize)> {
     Ok((p, w))
 }
 
+/// The chains that move on one step of a sampler, in batch order.
+struct Movers {
+    /// Row of each mover in the step's batch of running chains.
+    rows: Vec<u32>,
+    /// The map index `i` of its move (action `i + 1`; action 0 ends the chain).
+    maps: Vec<u32>,
+    /// Its chain id.
+    chains: Vec<usize>,
+}
+
+impl Movers {
+    /// The movers' states (rows of `states`) and their map indices, on `states`' device.
+    fn select(&self, states: &Tensor) -> Result<(Tensor, Tensor)> {
+        let device = states.device();
+        let moving = states.index_select(&Tensor::new(self.rows.as_slice(), device)?, 0)?;
+        Ok((moving, Tensor::new(self.maps.as_slice(), device)?))
+    }
+}
+
+/// Draws the action of every running chain (`active[pos]` is the chain at batch row `pos`)
+/// from its row of `probs` (`w` columns: 0 ends the chain, `1 + i` moves by map `i`),
+/// except where `halts(chain)` says it ends without a draw; appends each move to
+/// `moves_of[chain]`.
+fn draw_movers<R: Rng + ?Sized>(
+    active: &[usize],
+    probs: &[f64],
+    w: usize,
+    mut halts: impl FnMut(usize) -> bool,
+    moves_of: &mut [Vec<u32>],
+    rng: &mut R,
+) -> Movers {
+    let mut movers = Movers { rows: Vec::new(), maps: Vec::new(), chains: Vec::new() };
+    for (pos, &c) in active.iter().enumerate() {
+        if halts(c) {
+            continue;
+        }
+        let a = draw(&probs[pos * w..(pos + 1) * w], rng);
+        if a > 0 {
+            movers.rows.push(pos as u32);
+            movers.maps.push((a - 1) as u32);
+            moves_of[c].push((a - 1) as u32);
+            movers.chains.push(c);
+        }
+    }
+    movers
+}
+
 /// Per-step record used to assemble trajectories and outputs with one gather.
 struct StepLog {
     rows: Vec<Tensor>,
@@ -151,31 +198,20 @@ pub fn sample<M: EgfModel + ?Sized, R: Rng + ?Sized>(
         } else {
             (vec![], 0)
         };
-        let (mut keep_pos, mut keep_choice, mut next_active) = (Vec::new(), Vec::new(), Vec::new());
-        for (pos, &c) in active.iter().enumerate() {
-            if uniform_draw[c] {
-                continue;
-            }
-            if step == config.max_moves {
+        let halts = |c: usize| {
+            if step == config.max_moves && !uniform_draw[c] {
                 truncated[c] = true;
-                continue;
             }
-            let a = draw(&probs[pos * w..(pos + 1) * w], rng);
-            if a > 0 {
-                keep_pos.push(pos as u32);
-                keep_choice.push((a - 1) as u32);
-                moves_of[c].push((a - 1) as u32);
-                next_active.push(c);
-            }
-        }
-        if next_active.is_empty() {
+            uniform_draw[c] || step == config.max_moves
+        };
+        let movers = draw_movers(&active, &probs, w, halts, &mut moves_of, rng);
+        if movers.chains.is_empty() {
             break;
         }
-        let device = cur.device().clone();
-        let moving = cur.index_select(&Tensor::new(keep_pos, &device)?, 0)?;
+        let (moving, maps) = movers.select(&cur)?;
         // detached: a learnable map would otherwise chain every step into one graph
-        cur = model.family().apply_chosen(&moving, &Tensor::new(keep_choice, &device)?)?.detach();
-        active = next_active;
+        cur = model.family().apply_chosen(&moving, &maps)?.detach();
+        active = movers.chains;
         step += 1;
     }
     let samples = log.gather(history.iter().map(|h| *h.last().expect("every chain has a start")).collect())?;
@@ -228,23 +264,13 @@ pub fn sample_backward<M: EgfModel + ?Sized, R: Rng + ?Sized>(
             break;
         }
         let (probs, w) = host_probs(&model.policy_log_probs_detached(&cur)?.backward, "backward policy")?;
-        let (mut keep_pos, mut keep_choice, mut next_active) = (Vec::new(), Vec::new(), Vec::new());
-        for (pos, &c) in active.iter().enumerate() {
-            let a = draw(&probs[pos * w..(pos + 1) * w], rng);
-            if a > 0 {
-                keep_pos.push(pos as u32);
-                keep_choice.push((a - 1) as u32);
-                moves_of[c].push((a - 1) as u32);
-                next_active.push(c);
-            }
-        }
-        if next_active.is_empty() {
+        let movers = draw_movers(&active, &probs, w, |_| false, &mut moves_of, rng);
+        if movers.chains.is_empty() {
             break;
         }
-        let device = cur.device().clone();
-        let moving = cur.index_select(&Tensor::new(keep_pos, &device)?, 0)?;
-        cur = model.family().invert_chosen(&moving, &Tensor::new(keep_choice, &device)?)?.0.detach();
-        active = next_active;
+        let (moving, maps) = movers.select(&cur)?;
+        cur = model.family().invert_chosen(&moving, &maps)?.0.detach();
+        active = movers.chains;
         step += 1;
     }
     // reverse into forward order: s_0 first, x last; moves i_1 first
