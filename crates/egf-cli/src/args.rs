@@ -229,13 +229,9 @@ pub enum Scale {
     Log,
 }
 
+/// The reported density on a picture grid, shared by `density` and `plot`.
 #[derive(Debug, Args)]
-pub struct DensityArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// Output file: .csv (columns x1,x2,density or lat,lon,density) or .png (heat map).
-    #[arg(long, short = 'o', value_name = "FILE")]
-    pub out: PathBuf,
+pub struct DensityGridArgs {
     /// Grid resolution: R×R on the torus, R latitudes × 2R longitudes on the sphere.
     #[arg(long, short = 'r', value_name = "R", default_value_t = 128, value_parser = parse_positive)]
     pub resolution: usize,
@@ -255,6 +251,17 @@ pub struct DensityArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DensityArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Output file: .csv (columns x1,x2,density or lat,lon,density) or .png (heat map).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub grid: DensityGridArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct PlotArgs {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -263,25 +270,11 @@ pub struct PlotArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Grid resolution of the density (R×R torus, R×2R sphere).
-    #[arg(long, short = 'r', value_name = "R", default_value_t = 128, value_parser = parse_positive)]
-    pub resolution: usize,
-    /// Defensive uniform weight w of the reported density.
-    #[arg(long, value_name = "W", default_value_t = 1e-3, value_parser = parse_weight)]
-    pub defensive_weight: f64,
-    /// Resolution R of the quadrature rule for ∫t⁺, δ, ∫g [default: that of the run's final
-    /// evaluation, twice its eval.quadrature_resolution; 128 for a model outside a run].
-    #[arg(long, value_name = "R", value_parser = parse_positive)]
-    pub quadrature: Option<usize>,
-    /// Colour scale.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub scale: Scale,
+    #[command(flatten)]
+    pub grid: DensityGridArgs,
     /// Largest number of data points drawn (a seeded subset beyond it).
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     pub max_points: usize,
-    /// Points per network evaluation (bounds memory).
-    #[arg(long, value_name = "N", default_value_t = 8192, value_parser = parse_positive)]
-    pub chunk: usize,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use egf_flow::{EgfModel, FlowModel, MassReport, ModelDescription, SavedModel};
 use egf_manifold::{Manifold, QuadratureGrid};
 use egf_train::{DeviceSpec, TrainConfig};
 
-use crate::args::ModelArgs;
+use crate::args::{DensityGridArgs, ModelArgs};
 use crate::usage::usage;
 
 /// File that marks a model directory.
@@ -175,20 +175,21 @@ pub fn picture_grid(manifold: Manifold, resolution: usize) -> Result<(Quadrature
     }
 }
 
-/// The reported density `(1 − w) t⁺/∫t⁺ + w/vol` on the picture grid, with `∫t⁺` from `mass`.
+/// The reported density `(1 − w) t⁺/∫t⁺ + w/vol` of spec section 7 on the picture grid of
+/// `args` (`w = args.defensive_weight`), with the [`mass`] report whose `∫t⁺` normalizes it
+/// (on the rule of `args.quadrature`, else on the run's final rule).
 pub fn density_grid(
     model: &FlowModel,
-    resolution: usize,
-    mass: &MassReport,
-    defensive_weight: f64,
-    chunk: usize,
-) -> Result<(QuadratureGrid, egf_train::DensityGrid)> {
+    location: &ModelLocation,
+    args: &DensityGridArgs,
+) -> Result<(MassReport, QuadratureGrid, egf_train::DensityGrid)> {
+    let mass = mass(model, location, args.quadrature, args.chunk)?;
     let manifold = model.manifold();
-    let (grid, rows, cols) = picture_grid(manifold, resolution)?;
+    let (grid, rows, cols) = picture_grid(manifold, args.resolution)?;
     let mut values = Vec::with_capacity(grid.len());
-    for (start, len) in grid.chunks(chunk) {
+    for (start, len) in grid.chunks(args.chunk) {
         let (x, _) = grid.chunk_tensors(start, len, model.dtype(), model.device())?;
-        values.extend(host(&model.log_reported_density(&x, mass, defensive_weight)?.exp()?)?);
+        values.extend(host(&model.log_reported_density(&x, &mass, args.defensive_weight)?.exp()?)?);
     }
-    Ok((grid, egf_train::DensityGrid { manifold, rows, cols, values }))
+    Ok((mass, grid, egf_train::DensityGrid { manifold, rows, cols, values }))
 }

@@ -52,12 +52,11 @@ pub fn run(args: DensityArgs) -> Result<()> {
     let (location, model) = model_io::load_flow(&args.model, "density")?;
     let manifold = model.manifold();
     model_io::picture_grid(manifold, 1)?; // fails early on manifolds without pictures
-    let mass = model_io::mass(&model, &location, args.quadrature, args.chunk)?;
-    let (grid, density) = model_io::density_grid(&model, args.resolution, &mass, args.defensive_weight, args.chunk)?;
+    let (mass, grid, density) = model_io::density_grid(&model, &location, &args.grid)?;
     match kind {
         OutKind::Csv => write_grid_csv(&args.out, &grid, &density)?,
         OutKind::Png => {
-            let scale = ColorScale::covering(&density.values, is_log(args.scale, manifold));
+            let scale = ColorScale::covering(&density.values, is_log(args.grid.scale, manifold));
             let title = format!("REPORTED DENSITY ON {manifold}");
             density_figure(&density, &scale, &title, None).save_png(&args.out)?;
         }
@@ -72,7 +71,7 @@ pub fn run(args: DensityArgs) -> Result<()> {
     );
     outln!(
         "  w = {}, ∫t⁺ = {:.6}, δ = {:.3e}; grid sum Σ w_k p(x_k) = {integral:.5}",
-        args.defensive_weight,
+        args.grid.defensive_weight,
         mass.integral_t_plus,
         mass.negative_mass
     );

@@ -35,9 +35,8 @@ pub fn run(args: PlotArgs) -> Result<()> {
     let manifold = model.manifold();
     model_io::picture_grid(manifold, 1)?;
     let data = load_data(&args.data, manifold)?;
-    let mass = model_io::mass(&model, &location, args.quadrature, args.chunk)?;
-    let (_, density) = model_io::density_grid(&model, args.resolution, &mass, args.defensive_weight, args.chunk)?;
-    let scale = ColorScale::covering(&density.values, is_log(args.scale, manifold));
+    let (_, _, density) = model_io::density_grid(&model, &location, &args.grid)?;
+    let scale = ColorScale::covering(&density.values, is_log(args.grid.scale, manifold));
     let what = match manifold {
         Manifold::Sphere { .. } => "WORLD MAP OF THE DENSITY",
         _ => "DENSITY ON T^2",
