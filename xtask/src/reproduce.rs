@@ -535,7 +535,7 @@ fn reward_runs(
 ) -> Result<(String, String)> {
     let seeds = args.seeds.unwrap_or(1);
     let mut csv = String::from(
-        "config,reward,objective,seed,total_variation,z_init,reward_mass,integral_g,negative_mass,mean_moves,truncation_rate,gradient_variance,gradient_relative_variance,train_seconds,status\n",
+        "config,reward,objective,seed,total_variation,z_init,reward_mass,integral_g,negative_mass,mean_moves,truncation_rate,gradient_variance,gradient_relative_variance,train_seconds,best_step,status\n",
     );
     let mut table = format!(
         "# {title}{}\n\nFinal TV between the reported density of the best checkpoint and the normalized reward, Z_init against the reward's mass ∫ R, ∫ g (the sampling cost), δ, and the mean trajectory length of {} forward chains. Gradient noise, measured at every evaluation from {GRADIENT_PROBES} independent batches at the same parameters (gradients with respect to the network's weights): tr Σ is the trace of the covariance of one batch's gradient, tr Σ/|ḡ|² the same relative to the squared norm of the mean gradient; the table gives the median over the evaluations of the run. Curves over training: `figures/`.\n\n| config | objective | TV | Z_init | ∫ R | ∫ g | δ | mean moves | grad. var. tr Σ | tr Σ / \\|ḡ\\|² |\n|---|---|---|---|---|---|---|---|---|---|\n",
@@ -573,7 +573,7 @@ fn reward_runs(
                     }
                     let _ = writeln!(
                         csv,
-                        "{},{},{},{seed},NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,failed: {message}",
+                        "{},{},{},{seed},NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,,failed: {message}",
                         run.stem, run.reward, run.objective
                     );
                     failures.push(format!("{label}: {message}"));
@@ -605,7 +605,7 @@ fn reward_runs(
             }
             let _ = writeln!(
                 csv,
-                "{},{},{},{seed},{},{},{},{},{},{moves},{trunc},{grad_var},{grad_rel},{},ok",
+                "{},{},{},{seed},{},{},{},{},{},{moves},{trunc},{grad_var},{grad_rel},{},{},ok",
                 run.stem,
                 run.reward,
                 run.objective,
@@ -614,7 +614,8 @@ fn reward_runs(
                 r.reward_mass,
                 r.mass.integral_g,
                 r.mass.negative_mass,
-                report.wall_seconds
+                report.wall_seconds,
+                report.best_step.map(|s| s.to_string()).unwrap_or_default()
             );
             if seed == 0 {
                 curves.push((run.reward.clone(), rc));
@@ -680,6 +681,13 @@ fn fmt_sci(v: &[f64]) -> String {
 mod tests {
     use super::*;
 
+    /// An empty output folder of this test process, `<tmp>/egf-xtask-<name>-<pid>`.
+    fn fresh_out(name: &str) -> PathBuf {
+        let out = std::env::temp_dir().join(format!("egf-xtask-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        out
+    }
+
     fn args(experiment: Experiment, out: &Path) -> ReproduceArgs {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         ReproduceArgs {
@@ -714,8 +722,7 @@ mod tests {
     /// `--quick` runs end to end and writes the table, the CSV, the configs used and the world map.
     #[test]
     fn quick_earth_reproduction_writes_its_results() {
-        let out = std::env::temp_dir().join(format!("egf-xtask-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
+        let out = fresh_out("test");
         let table = run(&args(Experiment::Earth, &out)).unwrap();
         assert!(table.contains("| volcano |") && table.contains("Moser Flow") && table.contains("QUICK"), "{table}");
         let csv = std::fs::read_to_string(out.join("earth/results.csv")).unwrap();
@@ -741,8 +748,7 @@ mod tests {
     /// t(0) = 1, and every config gets its figure grid.
     #[test]
     fn quick_torus_reproduction_reports_the_fixed_point() {
-        let out = std::env::temp_dir().join(format!("egf-xtask-torus-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
+        let out = fresh_out("torus");
         let mut a = args(Experiment::TorusIl, &out);
         a.steps = Some(30);
         let table = run(&a).unwrap();
@@ -768,8 +774,7 @@ mod tests {
     /// records the gradient noise, and draws one curve figure per reward.
     #[test]
     fn quick_variational_comparison_runs() {
-        let out = std::env::temp_dir().join(format!("egf-xtask-var-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
+        let out = fresh_out("var");
         let mut a = args(Experiment::Variational, &out);
         a.steps = Some(4);
         let table = run(&a).unwrap();
@@ -790,6 +795,9 @@ mod tests {
                 assert!(var > 0.0 && rel > 0.0, "{row:?}");
                 let moves: f64 = row[col("mean_moves")].parse().unwrap();
                 assert!(moves >= 0.0, "{row:?}");
+                let best: usize = row[col("best_step")].parse().unwrap();
+                assert!((1..=4).contains(&best), "{row:?}");
+                assert_eq!(row[col("status")], "ok", "{row:?}");
                 assert!(table.contains(&format!("| {reward}-{objective} |")), "{table}");
             }
             // a 2 × 2 grid of 460 × 300 charts
@@ -803,8 +811,7 @@ mod tests {
     /// The flow-matching comparison draws its curves from every run's metrics.
     #[test]
     fn quick_rl_comparison_draws_curves() {
-        let out = std::env::temp_dir().join(format!("egf-xtask-rl-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
+        let out = fresh_out("rl");
         let mut a = args(Experiment::Rl, &out);
         a.steps = Some(6);
         run(&a).unwrap();
@@ -820,8 +827,7 @@ mod tests {
     /// a run folder written by another config.
     #[test]
     fn resume_picks_up_finished_and_interrupted_runs() {
-        let out = std::env::temp_dir().join(format!("egf-xtask-resume-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
+        let out = fresh_out("resume");
         let mut a = args(Experiment::Rl, &out);
         a.steps = Some(6);
         run(&a).unwrap();
