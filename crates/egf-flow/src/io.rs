@@ -98,7 +98,9 @@ fn parse_dtype(desc: &ModelDescription, dir: &Path) -> Result<DType> {
 }
 
 /// Copies the saved weights into `vars`, after checking that the file holds
-/// exactly the variables of `vars` with the same shapes.
+/// exactly the variables of `vars` with the same shapes and dtypes, and only finite
+/// values (a model saved from a diverged run is refused, naming the tensor, rather than
+/// producing NaN densities downstream).
 fn load_weights(dir: &Path, vars: &VarMap) -> Result<()> {
     let path = dir.join(WEIGHTS_FILE);
     let load_err = |reason: String| FlowError::Load { path: path.display().to_string(), reason };
@@ -118,6 +120,14 @@ fn load_weights(dir: &Path, vars: &VarMap) -> Result<()> {
         }
         if t.dtype() != var.dtype() {
             return Err(load_err(format!("tensor `{name}` has dtype {:?}, expected {:?}", t.dtype(), var.dtype())));
+        }
+        let values: Vec<f64> = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+        let bad = values.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(load_err(format!(
+                "tensor `{name}` holds {bad} non-finite value(s) of {} (NaN or ±∞): the model was saved from a run that diverged",
+                values.len()
+            )));
         }
     }
     if let Some(extra) = saved.keys().find(|k| !expected.iter().any(|(n, _)| n == *k)) {

@@ -69,8 +69,24 @@ fn mismatched_or_corrupt_files_are_clear_errors() {
     std::fs::write(&json_path, json.replace("\"torus_sl2z\"", "\"torus_twist\"")).unwrap();
     let err = load_flow_model(&dir, &device).unwrap_err().to_string();
     assert!(err.contains("model.json") && err.contains("torus_twist"), "{err}");
-    // truncated weights
+    // a NaN among the weights, as a run that diverged would save it
     std::fs::write(&json_path, &json).unwrap();
+    let weights_path = dir.join("weights.safetensors");
+    let mut tensors = candle_core::safetensors::load(&weights_path, &candle_core::Device::Cpu).unwrap();
+    let name = tensors.keys().find(|k| k.starts_with("net.")).unwrap().clone();
+    let t = &tensors[&name];
+    let mut values = t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+    let middle = values.len() / 2;
+    values[middle] = f64::NAN;
+    let poisoned = candle_core::Tensor::from_vec(values, t.dims(), &candle_core::Device::Cpu)
+        .unwrap()
+        .to_dtype(t.dtype())
+        .unwrap();
+    tensors.insert(name.clone(), poisoned);
+    candle_core::safetensors::save(&tensors, &weights_path).unwrap();
+    let err = load_flow_model(&dir, &device).unwrap_err().to_string();
+    assert!(err.contains(&format!("`{name}`")) && err.contains("1 non-finite"), "{err}");
+    // truncated weights
     std::fs::write(dir.join("weights.safetensors"), b"not a safetensors file").unwrap();
     let err = load_flow_model(&dir, &device).unwrap_err().to_string();
     assert!(err.contains("weights.safetensors"), "{err}");
